@@ -1,0 +1,179 @@
+package dev.syncbn.nn;
+
+import java.util.Arrays;
+
+/**
+ * Batch normalization over N, H, W per channel, with PyTorch's conventions: training normalizes with
+ * the (biased) batch variance and updates running stats as running = (1 - momentum) * running +
+ * momentum * batch, with the unbiased variance; evaluation normalizes with the running stats.
+ *
+ * The two per-channel reductions go through a BnReducer, so that with sync BN the "batch" is the
+ * union of every replica's batch:
+ *   forward:  S1 = sum x, S2 = sum x^2, N = count      mean = S1/N, var = S2/N - mean^2
+ *   backward: D1 = sum dy, D2 = sum dy * x_hat        dx = gamma/sqrt(var+eps) * (dy - D1/N - x_hat * D2/N)
+ * The sums are accumulated in double, which keeps S2/N - mean^2 accurate for float activations.
+ * dgamma (local D2) and dbeta (local D1) are this replica's own: they travel with the other gradients.
+ */
+public final class BatchNorm2d implements Layer {
+    public static final double EPS = 1e-5;
+    public static final double MOMENTUM = 0.1;
+
+    private final int[] shape;
+    private final int channels, plane, index;
+    private final Parallel parallel;
+    private final Buf out, dx;
+    private BnReducer reducer = BnReducer.LOCAL;
+    private Buf params, grads, state;
+    private int offset, stateOffset;
+    // Saved by the training forward for the backward.
+    private Buf lastInput;
+    private final double[] mean, invStd;
+    private double count;
+
+    /** index: which batch-norm layer of the network this is (for the reducer). */
+    public BatchNorm2d(int[] shape, int index, int maxBatch, Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+        this.shape = shape.clone();
+        this.channels = shape[0];
+        this.plane = shape[1] * shape[2];
+        this.index = index;
+        this.parallel = parallel;
+        this.out = Buf.zeros(type, (long) maxBatch * channels * plane);
+        this.dx = Buf.zeros(type, (long) maxBatch * channels * plane);
+        this.mean = new double[channels];
+        this.invStd = new double[channels];
+    }
+
+    public void setReducer(BnReducer reducer) {
+        this.reducer = reducer;
+    }
+
+    @Override
+    public int[] outShape() {
+        return shape.clone();
+    }
+
+    @Override
+    public int paramCount() {
+        return 2 * channels; // gamma, then beta
+    }
+
+    /** Running mean, then running variance. */
+    public int stateCount() {
+        return 2 * channels;
+    }
+
+    @Override
+    public void bindParams(Buf params, Buf grads, int offset) {
+        this.params = params;
+        this.grads = grads;
+        this.offset = offset;
+    }
+
+    public void bindState(Buf state, int stateOffset) {
+        this.state = state;
+        this.stateOffset = stateOffset;
+    }
+
+    @Override
+    public void initParams(java.util.SplittableRandom rng) {
+        for (int c = 0; c < channels; c++) {
+            params.set(offset + c, 1);
+            params.set(offset + channels + c, 0);
+        }
+    }
+
+    public void initState() {
+        for (int c = 0; c < channels; c++) {
+            state.set(stateOffset + c, 0);
+            state.set(stateOffset + channels + c, 1);
+        }
+    }
+
+    @Override
+    public Buf forward(Buf x, int n, boolean training) {
+        lastInput = x;
+        if (!training) {
+            parallel.forEach(channels, c -> {
+                double m = state.get(stateOffset + c);
+                double is = 1 / Math.sqrt(state.get(stateOffset + channels + c) + EPS);
+                normalize(x, n, c, m, is);
+            });
+            return out;
+        }
+        double[] sums = new double[2 * channels + 1];
+        parallel.forEach(channels, c -> {
+            double s1 = 0, s2 = 0;
+            for (int s = 0; s < n; s++) {
+                int base = (s * channels + c) * plane;
+                for (int i = base; i < base + plane; i++) {
+                    double v = x.get(i);
+                    s1 += v;
+                    s2 += v * v;
+                }
+            }
+            sums[c] = s1;
+            sums[channels + c] = s2;
+        });
+        sums[2 * channels] = (double) n * plane;
+        reducer.allReduce(index, true, sums);
+        count = sums[2 * channels];
+        if (count < 2) {
+            throw new IllegalStateException("batch norm needs more than one value per channel in training, got " + count);
+        }
+        parallel.forEach(channels, c -> {
+            double m = sums[c] / count;
+            double var = Math.max(0, sums[channels + c] / count - m * m);
+            mean[c] = m;
+            invStd[c] = 1 / Math.sqrt(var + EPS);
+            int rm = stateOffset + c, rv = stateOffset + channels + c;
+            state.set(rm, (1 - MOMENTUM) * state.get(rm) + MOMENTUM * m);
+            state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));
+            normalize(x, n, c, m, invStd[c]);
+        });
+        return out;
+    }
+
+    private void normalize(Buf x, int n, int c, double m, double is) {
+        double scale = params.get(offset + c) * is;
+        double shift = params.get(offset + channels + c) - m * scale;
+        for (int s = 0; s < n; s++) {
+            int base = (s * channels + c) * plane;
+            for (int i = base; i < base + plane; i++) out.set(i, x.get(i) * scale + shift);
+        }
+    }
+
+    @Override
+    public Buf backward(Buf dy, int n) {
+        Buf x = lastInput;
+        double[] sums = new double[2 * channels];
+        parallel.forEach(channels, c -> {
+            double d1 = 0, d2 = 0, m = mean[c], is = invStd[c];
+            for (int s = 0; s < n; s++) {
+                int base = (s * channels + c) * plane;
+                for (int i = base; i < base + plane; i++) {
+                    double g = dy.get(i);
+                    d1 += g;
+                    d2 += g * (x.get(i) - m) * is;
+                }
+            }
+            sums[c] = d1;
+            sums[channels + c] = d2;
+            grads.set(offset + c, d2);
+            grads.set(offset + channels + c, d1);
+        });
+        reducer.allReduce(index, false, sums);
+        parallel.forEach(channels, c -> {
+            double m = mean[c], is = invStd[c];
+            double gScale = params.get(offset + c) * is;
+            double meanDy = sums[c] / count, meanDyXhat = sums[channels + c] / count;
+            for (int s = 0; s < n; s++) {
+                int base = (s * channels + c) * plane;
+                for (int i = base; i < base + plane; i++) {
+                    double xhat = (x.get(i) - m) * is;
+                    dx.set(i, gScale * (dy.get(i) - meanDy - xhat * meanDyXhat));
+                }
+            }
+        });
+        return dx;
+    }
+}

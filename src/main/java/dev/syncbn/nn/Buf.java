@@ -1,0 +1,119 @@
+package dev.syncbn.nn;
+
+import java.nio.ByteOrder;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+/**
+ * A flat, off-heap array of floats (training) or doubles (gradient checks), allocated once and reused.
+ * It is at the same time an ND4J array, so the convolution and matrix-product ops read and write it in
+ * place, and plain Java loops read and write it through get/set. Every layer is written once against
+ * this class and runs in either precision.
+ */
+public abstract class Buf {
+    public final INDArray flat;
+    private INDArray lastView;
+    private long[] lastShape;
+
+    private Buf(INDArray flat) {
+        this.flat = flat;
+    }
+
+    public static Buf zeros(DataType type, long length) {
+        INDArray flat = Nd4j.create(type, Math.max(1, length));
+        if (type == DataType.FLOAT) return new F32(flat);
+        if (type == DataType.DOUBLE) return new F64(flat);
+        throw new IllegalArgumentException("unsupported data type " + type + " (FLOAT or DOUBLE)");
+    }
+
+    public abstract double get(int i);
+
+    public abstract void set(int i, double v);
+
+    public final void add(int i, double v) {
+        set(i, get(i) + v);
+    }
+
+    public final int length() {
+        return (int) flat.length();
+    }
+
+    public final DataType type() {
+        return flat.dataType();
+    }
+
+    public final void fill(double v) {
+        flat.assign(v);
+    }
+
+    /** The first product(shape) elements as an ND4J array of that shape, sharing this memory. */
+    public final INDArray view(long... shape) {
+        if (lastView != null && java.util.Arrays.equals(shape, lastShape)) return lastView;
+        long n = 1;
+        for (long s : shape) n *= s;
+        if (n > flat.length()) throw new IllegalArgumentException("view of " + n + " elements in a buffer of " + flat.length());
+        INDArray v = n == flat.length() ? flat.reshape(shape) : flat.get(NDArrayIndex.interval(0, n)).reshape(shape);
+        lastView = v;
+        lastShape = shape.clone();
+        return v;
+    }
+
+    /** A view of elements [offset, offset+product(shape)) with that shape, sharing this memory. */
+    public final INDArray slice(long offset, long... shape) {
+        long n = 1;
+        for (long s : shape) n *= s;
+        return flat.get(NDArrayIndex.interval(offset, offset + n)).reshape(shape);
+    }
+
+    public final double[] toDoubleArray() {
+        double[] out = new double[length()];
+        for (int i = 0; i < out.length; i++) out[i] = get(i);
+        return out;
+    }
+
+    public final void copyFrom(Buf src) {
+        flat.assign(src.flat);
+    }
+
+    private static final class F32 extends Buf {
+        private final FloatBuffer data;
+
+        F32(INDArray flat) {
+            super(flat);
+            data = flat.data().asNio().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        }
+
+        @Override
+        public double get(int i) {
+            return data.get(i);
+        }
+
+        @Override
+        public void set(int i, double v) {
+            data.put(i, (float) v);
+        }
+    }
+
+    private static final class F64 extends Buf {
+        private final DoubleBuffer data;
+
+        F64(INDArray flat) {
+            super(flat);
+            data = flat.data().asNio().order(ByteOrder.nativeOrder()).asDoubleBuffer();
+        }
+
+        @Override
+        public double get(int i) {
+            return data.get(i);
+        }
+
+        @Override
+        public void set(int i, double v) {
+            data.put(i, v);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+package dev.syncbn.nn;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * The network of a NetSpec: per conv width, conv 3x3 (padding 1) -> BN -> ReLU -> max-pool 2x2; then
+ * a linear layer to the class logits and softmax cross-entropy. All trainable parameters live in one
+ * flat buffer (and their gradients in another of the same layout), each layer holding views of its
+ * part; the BN running statistics live apart, in the state buffer.
+ */
+public final class ConvNet implements AutoCloseable {
+    public final NetSpec spec;
+    public final int maxBatch;
+    /** Trainable parameters, their gradients (same layout), and BN running statistics. */
+    public final Buf params, grads, state;
+    /** Where the caller puts up to maxBatch input samples (C*H*W values each, NCHW). */
+    public final Buf input;
+
+    private final Parallel parallel;
+    private final List<Layer> layers = new ArrayList<>();
+    private final List<BatchNorm2d> batchNorms = new ArrayList<>();
+    private final SoftmaxCrossEntropy loss;
+
+    public ConvNet(NetSpec spec, int maxBatch, int threads, DataType type) {
+        if (maxBatch < 1) throw new IllegalArgumentException("batch size must be at least 1, got " + maxBatch);
+        this.spec = spec;
+        this.maxBatch = maxBatch;
+        this.parallel = new Parallel(threads);
+        int[] shape = {spec.channels(), spec.height(), spec.width()};
+        boolean first = true;
+        for (int width : spec.convWidths()) {
+            add(new Conv2d(shape, width, 3, 1, 1, !first, maxBatch, parallel, type));
+            BatchNorm2d bn = new BatchNorm2d(last().outShape(), batchNorms.size(), maxBatch, parallel, type);
+            batchNorms.add(bn);
+            add(bn);
+            add(new Relu(last().outShape(), maxBatch, parallel, type));
+            add(new MaxPool2d(last().outShape(), 2, maxBatch, parallel, type));
+            shape = last().outShape();
+            first = false;
+        }
+        add(new Linear(Layer.size(shape), spec.classes(), maxBatch, type));
+        loss = new SoftmaxCrossEntropy(spec.classes(), maxBatch, type);
+
+        int paramCount = layers.stream().mapToInt(Layer::paramCount).sum();
+        int stateCount = batchNorms.stream().mapToInt(BatchNorm2d::stateCount).sum();
+        params = Buf.zeros(type, paramCount);
+        grads = Buf.zeros(type, paramCount);
+        state = Buf.zeros(type, stateCount);
+        input = Buf.zeros(type, (long) maxBatch * spec.inputSize());
+        int offset = 0, stateOffset = 0;
+        for (Layer layer : layers) {
+            layer.bindParams(params, grads, offset);
+            offset += layer.paramCount();
+        }
+        for (BatchNorm2d bn : batchNorms) {
+            bn.bindState(state, stateOffset);
+            stateOffset += bn.stateCount();
+        }
+    }
+
+    private void add(Layer layer) {
+        layers.add(layer);
+    }
+
+    private Layer last() {
+        return layers.get(layers.size() - 1);
+    }
+
+    public int paramCount() {
+        return params.length();
+    }
+
+    public List<Layer> layers() {
+        return layers;
+    }
+
+    public int batchNormCount() {
+        return batchNorms.size();
+    }
+
+    /** PyTorch's default initialization, drawn from a generator seeded with seed. */
+    public void init(long seed) {
+        SplittableRandom rng = new SplittableRandom(seed);
+        for (Layer layer : layers) layer.initParams(rng);
+        for (BatchNorm2d bn : batchNorms) bn.initState();
+    }
+
+    /** Routes every BN layer's statistics through reducer (BnReducer.LOCAL by default). */
+    public void setReducer(BnReducer reducer) {
+        for (BatchNorm2d bn : batchNorms) bn.setReducer(reducer);
+    }
+
+    /** Forward of the n samples in input; returns the logits buffer [n, classes]. */
+    public Buf forward(int n, boolean training) {
+        checkBatch(n);
+        Buf x = input;
+        for (Layer layer : layers) x = layer.forward(x, n, training);
+        return x;
+    }
+
+    /**
+     * One training pass: forward in training mode (updating BN running stats), loss, backward, leaving
+     * the gradient of lossSum/normalizer in grads.
+     */
+    public SoftmaxCrossEntropy.Result trainStep(int n, int[] labels, double normalizer) {
+        Buf logits = forward(n, true);
+        SoftmaxCrossEntropy.Result r = loss.apply(logits, labels, n, normalizer, true);
+        Buf d = loss.dLogits();
+        for (int i = layers.size() - 1; i >= 0 && d != null; i--) d = layers.get(i).backward(d, n);
+        return r;
+    }
+
+    /** Loss and correct count of n samples in evaluation mode (running statistics, no gradient). */
+    public SoftmaxCrossEntropy.Result evaluate(int n, int[] labels) {
+        return loss.apply(forward(n, false), labels, n, 1, false);
+    }
+
+    private void checkBatch(int n) {
+        if (n < 0 || n > maxBatch) throw new IllegalArgumentException("batch of " + n + " samples, this network holds 0 to " + maxBatch);
+    }
+
+    @Override
+    public void close() {
+        parallel.close();
+    }
+}

@@ -1,0 +1,69 @@
+package dev.syncbn.nn;
+
+/**
+ * Max pooling with a k x k window and stride k (PyTorch's floor mode: a last partial row or column is
+ * dropped). The forward remembers which element of each window won; the backward routes dy there and
+ * writes zero everywhere else, so dx needs no separate clearing pass.
+ */
+public final class MaxPool2d implements Layer {
+    private final int channels, inH, inW, k, outH, outW;
+    private final Parallel parallel;
+    private final Buf out, dx;
+    private final int[] argmax; // index into the input of each output element's winner
+
+    public MaxPool2d(int[] inShape, int k, int maxBatch, Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+        this.channels = inShape[0];
+        this.inH = inShape[1];
+        this.inW = inShape[2];
+        this.k = k;
+        this.outH = inH / k;
+        this.outW = inW / k;
+        if (outH < 1 || outW < 1) throw new IllegalArgumentException("pool " + k + "x" + k + " does not fit input " + inH + "x" + inW);
+        this.parallel = parallel;
+        this.out = Buf.zeros(type, (long) maxBatch * channels * outH * outW);
+        this.dx = Buf.zeros(type, (long) maxBatch * channels * inH * inW);
+        this.argmax = new int[maxBatch * channels * outH * outW];
+    }
+
+    @Override
+    public int[] outShape() {
+        return new int[] {channels, outH, outW};
+    }
+
+    @Override
+    public Buf forward(Buf x, int n, boolean training) {
+        parallel.forEach(n * channels, p -> {
+            int inBase = p * inH * inW, outBase = p * outH * outW;
+            for (int oy = 0; oy < outH; oy++) {
+                for (int ox = 0; ox < outW; ox++) {
+                    int best = inBase + oy * k * inW + ox * k;
+                    double bestV = x.get(best);
+                    for (int dy = 0; dy < k; dy++) {
+                        for (int dxx = 0; dxx < k; dxx++) {
+                            int i = inBase + (oy * k + dy) * inW + ox * k + dxx;
+                            double v = x.get(i);
+                            if (v > bestV) {
+                                bestV = v;
+                                best = i;
+                            }
+                        }
+                    }
+                    int o = outBase + oy * outW + ox;
+                    out.set(o, bestV);
+                    argmax[o] = best;
+                }
+            }
+        });
+        return out;
+    }
+
+    @Override
+    public Buf backward(Buf dy, int n) {
+        parallel.forEach(n * channels, p -> {
+            int inBase = p * inH * inW, outBase = p * outH * outW;
+            for (int i = inBase; i < inBase + inH * inW; i++) dx.set(i, 0);
+            for (int o = outBase; o < outBase + outH * outW; o++) dx.set(argmax[o], dy.get(o));
+        });
+        return dx;
+    }
+}

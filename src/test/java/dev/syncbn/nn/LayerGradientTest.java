@@ -1,0 +1,73 @@
+package dev.syncbn.nn;
+
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+
+class LayerGradientTest {
+    private static final DataType D = DataType.DOUBLE;
+    private final Parallel parallel = new Parallel(2);
+
+    @Test
+    void conv2dWithInputGradient() {
+        int[] in = {3, 6, 5};
+        GradCheck.checkLayer("conv", new Conv2d(in, 4, 3, 1, 1, true, 2, parallel, D), in, 2, true, 1);
+    }
+
+    @Test
+    void conv2dStrideTwoNoPadding() {
+        int[] in = {2, 7, 7};
+        GradCheck.checkLayer("conv s2", new Conv2d(in, 3, 3, 2, 0, true, 3, parallel, D), in, 3, true, 2);
+    }
+
+    @Test
+    void conv2dWeightGradientOnly() {
+        int[] in = {2, 6, 6};
+        Conv2d conv = new Conv2d(in, 3, 3, 1, 1, false, 2, parallel, D);
+        GradCheck.checkLayer("first conv", conv, in, 2, true, 3);
+        assertNull(conv.backward(GradCheck.randomBuf(2 * 3 * 36, new java.util.Random(0)), 2));
+    }
+
+    @Test
+    void batchNormTraining() {
+        int[] shape = {3, 4, 5};
+        BatchNorm2d bn = new BatchNorm2d(shape, 0, 4, parallel, D);
+        bn.bindState(Buf.zeros(D, bn.stateCount()), 0);
+        GradCheck.checkLayer("bn", bn, shape, 4, true, 4);
+    }
+
+    @Test
+    void relu() {
+        int[] shape = {2, 3, 3};
+        GradCheck.checkLayer("relu", new Relu(shape, 3, parallel, D), shape, 3, true, 5);
+    }
+
+    @Test
+    void maxPoolEvenAndOddSizes() {
+        int[] even = {2, 4, 6};
+        GradCheck.checkLayer("pool", new MaxPool2d(even, 2, 3, parallel, D), even, 3, true, 6);
+        int[] odd = {2, 5, 7}; // floor mode drops the last row and column; their gradient is zero
+        GradCheck.checkLayer("pool odd", new MaxPool2d(odd, 2, 2, parallel, D), odd, 2, true, 7);
+    }
+
+    @Test
+    void linear() {
+        int[] in = {3, 2, 2};
+        GradCheck.checkLayer("linear", new Linear(12, 5, 4, D), in, 4, true, 8);
+    }
+
+    @Test
+    void softmaxCrossEntropy() {
+        java.util.Random rng = new java.util.Random(9);
+        int n = 4, classes = 6;
+        Buf logits = GradCheck.randomBuf(n * classes, rng);
+        int[] labels = {0, 5, 2, 2};
+        SoftmaxCrossEntropy ce = new SoftmaxCrossEntropy(classes, n, D);
+        ce.apply(logits, labels, n, 7.0, true);
+        Buf analytic = Buf.zeros(D, n * classes);
+        analytic.copyFrom(ce.dLogits());
+        double[] numeric = GradCheck.numeric(logits, n * classes, () -> ce.apply(logits, labels, n, 7.0, false).lossSum() / 7.0);
+        GradCheck.assertClose("softmax-ce dlogits", numeric, analytic, 0);
+    }
+}
