@@ -1,0 +1,48 @@
+package dev.syncbn.data;
+
+import dev.syncbn.nn.Buf;
+
+/**
+ * Labelled images in one contiguous block: pixels as unsigned bytes, sample after sample, each C x H x W
+ * (NCHW order); labels as bytes. Pixels become floats in [0, 1] only when a batch is filled.
+ */
+public record Dataset(byte[] pixels, byte[] labels, int channels, int height, int width, int classes) {
+    public Dataset {
+        long expected = (long) labels.length * channels * height * width;
+        if (pixels.length != expected) {
+            throw new IllegalArgumentException(labels.length + " labels need " + expected + " pixel bytes, got " + pixels.length);
+        }
+    }
+
+    public int size() {
+        return labels.length;
+    }
+
+    public int sampleSize() {
+        return channels * height * width;
+    }
+
+    public int label(int i) {
+        return labels[i] & 0xff;
+    }
+
+    /** The first n samples (n clamped to size()), sharing nothing with this one. */
+    public Dataset head(int n) {
+        int m = Math.min(n, size());
+        return new Dataset(java.util.Arrays.copyOf(pixels, m * sampleSize()), java.util.Arrays.copyOf(labels, m), channels, height, width, classes);
+    }
+
+    /**
+     * Writes samples order[from .. from+count) into input (as floats in [0, 1]) and their labels into
+     * labelsOut[0 .. count).
+     */
+    public void fill(int[] order, int from, int count, Buf input, int[] labelsOut) {
+        int size = sampleSize();
+        for (int j = 0; j < count; j++) {
+            int s = order[from + j];
+            int src = s * size, dst = j * size;
+            for (int i = 0; i < size; i++) input.set(dst + i, (pixels[src + i] & 0xff) / 255.0);
+            labelsOut[j] = label(s);
+        }
+    }
+}
