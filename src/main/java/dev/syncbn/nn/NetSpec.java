@@ -16,8 +16,8 @@ public record NetSpec(int channels, int height, int width, int[] convWidths, int
         convWidths = convWidths.clone();
     }
 
-    public static NetSpec defaultFor(int channels, int height, int width) {
-        return new NetSpec(channels, height, width, new int[] {32, 64}, 10);
+    public static NetSpec defaultFor(int channels, int height, int width, int classes) {
+        return new NetSpec(channels, height, width, new int[] {32, 64}, classes);
     }
 
     public static NetSpec parse(String text) {

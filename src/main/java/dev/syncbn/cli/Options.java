@@ -1,0 +1,105 @@
+package dev.syncbn.cli;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Every command-line option with its one default and its help text. Commands parse their arguments
+ * against this table; the README's options table is checked against it by a test.
+ */
+public final class Options {
+    public record Option(String name, String defaultValue, String help) {}
+
+    public static final List<Option> ALL = List.of(
+            new Option("data", "/usr/share/datasets/fashion-mnist", "training/test data: a directory of MNIST-format IDX files (.gz or plain); local path or hdfs://"),
+            new Option("epochs", "10", "number of epochs to train"),
+            new Option("batch", "64", "mini-batch size (single process)"),
+            new Option("lr", "0.001", "Adam learning rate (betas 0.9/0.999, eps 1e-8)"),
+            new Option("seed", "1", "seed of the initialization and of every epoch's shuffle"),
+            new Option("threads", "2", "threads for the Java loops and ND4J's ops"),
+            new Option("max-train", "0", "use only the first N training images (0: all)"),
+            new Option("max-test", "0", "evaluate on only the first N test images (0: all)"),
+            new Option("metrics-out", "", "CSV file with one row per epoch (local path or hdfs://)"),
+            new Option("checkpoint-dir", "", "directory for a checkpoint after every epoch (local path or hdfs://)"),
+            new Option("resume", "false", "continue from the newest checkpoint in --checkpoint-dir"),
+            new Option("model-out", "", "save the final model here (local path or hdfs://)"),
+            new Option("progress-s", "10", "seconds between progress lines within an epoch (0: none)"),
+            new Option("warmup-steps", "30", "bench: steps run before timing starts"),
+            new Option("steps", "150", "bench: timed steps"));
+
+    private final Map<String, String> values = new LinkedHashMap<>();
+
+    private Options() {}
+
+    /** Parses --name value and --name=value pairs; a bare --flag means true. Unknown options are refused. */
+    public static Options parse(String[] args) {
+        Options o = new Options();
+        for (Option opt : ALL) o.values.put(opt.name(), opt.defaultValue());
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (!a.startsWith("--")) throw new IllegalArgumentException("unexpected argument '" + a + "' (options look like --name value)");
+            String name = a.substring(2), value;
+            int eq = name.indexOf('=');
+            if (eq >= 0) {
+                value = name.substring(eq + 1);
+                name = name.substring(0, eq);
+            } else if (i + 1 < args.length && !args[i + 1].startsWith("--")) {
+                value = args[++i];
+            } else {
+                value = "true";
+            }
+            if (!o.values.containsKey(name)) throw new IllegalArgumentException("unknown option --" + name + " (see --help)");
+            o.values.put(name, value);
+        }
+        return o;
+    }
+
+    public String get(String name) {
+        String v = values.get(name);
+        if (v == null) throw new IllegalStateException("no option --" + name);
+        return v;
+    }
+
+    public int getInt(String name, int min) {
+        int v;
+        try {
+            v = Integer.parseInt(get(name).trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + name + " must be a whole number, got '" + get(name) + "'");
+        }
+        if (v < min) throw new IllegalArgumentException("--" + name + " must be at least " + min + ", got " + v);
+        return v;
+    }
+
+    public long getLong(String name) {
+        try {
+            return Long.parseLong(get(name).trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + name + " must be a whole number, got '" + get(name) + "'");
+        }
+    }
+
+    public double getPositiveDouble(String name) {
+        double v;
+        try {
+            v = Double.parseDouble(get(name).trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + name + " must be a number, got '" + get(name) + "'");
+        }
+        if (!(v > 0) || Double.isInfinite(v)) throw new IllegalArgumentException("--" + name + " must be a positive number, got " + v);
+        return v;
+    }
+
+    public boolean getBoolean(String name) {
+        String v = get(name).trim();
+        if (v.equals("true") || v.equals("false")) return Boolean.parseBoolean(v);
+        throw new IllegalArgumentException("--" + name + " must be true or false, got '" + v + "'");
+    }
+
+    public static String help() {
+        StringBuilder b = new StringBuilder();
+        for (Option o : ALL) b.append(String.format("  --%-15s %s (default: %s)%n", o.name(), o.help(), o.defaultValue().isEmpty() ? "none" : o.defaultValue()));
+        return b.toString();
+    }
+}

@@ -1,0 +1,40 @@
+package dev.syncbn.train;
+
+import java.util.Map;
+
+/**
+ * What computes the steps of an epoch: one process (LocalEngine) or Spark replicas. The Trainer around
+ * it owns the epochs, shuffles, metrics, checkpoints and resume, so every engine gets them the same way.
+ */
+public interface Engine extends AutoCloseable {
+    /** Sums over a set of samples. */
+    record Totals(double lossSum, long correct, long count) {
+        public double meanLoss() {
+            return count == 0 ? Double.NaN : lossSum / count;
+        }
+
+        public double accuracy() {
+            return count == 0 ? Double.NaN : (double) correct / count;
+        }
+    }
+
+    /** Called after each step with the step's index in the epoch and the totals so far. */
+    interface Progress {
+        void step(int stepInEpoch, int stepsInEpoch, Totals soFar);
+    }
+
+    /** Trains on the training samples in the given order, global batch after global batch. */
+    Totals trainEpoch(int epoch, int[] order, Progress progress) throws Exception;
+
+    /** Loss and accuracy on the test set in evaluation mode. */
+    Totals evaluate() throws Exception;
+
+    /** The current model, as it would be saved after `epochsDone` epochs. */
+    ModelFile snapshot(int epochsDone, Map<String, String> settings);
+
+    /** Continues from a saved model. */
+    void restore(ModelFile model);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,88 @@
+package dev.syncbn.train;
+
+import dev.syncbn.data.Dataset;
+import dev.syncbn.nn.ConvNet;
+import dev.syncbn.nn.NetSpec;
+import dev.syncbn.nn.SoftmaxCrossEntropy;
+import dev.syncbn.optim.Adam;
+import java.util.Map;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/** One process, one network: the reference that the distributed engine must match. */
+public final class LocalEngine implements Engine {
+    private final Dataset train, test;
+    private final int batch;
+    public final ConvNet net;
+    public final Adam adam;
+    private final int[] labels;
+
+    public LocalEngine(Dataset train, Dataset test, int batch, double lr, long seed, int threads) {
+        this.train = train;
+        this.test = test;
+        this.batch = batch;
+        this.net = new ConvNet(NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes()),
+                batch, threads, DataType.FLOAT);
+        net.init(seed);
+        this.adam = new Adam(net.params, lr);
+        this.labels = new int[batch];
+    }
+
+    @Override
+    public Totals trainEpoch(int epoch, int[] order, Progress progress) {
+        int steps = (order.length + batch - 1) / batch;
+        double lossSum = 0;
+        long correct = 0, count = 0;
+        for (int s = 0; s < steps; s++) {
+            int from = s * batch, n = Math.min(batch, order.length - from);
+            SoftmaxCrossEntropy.Result r = step(order, from, n);
+            lossSum += r.lossSum();
+            correct += r.correct();
+            count += n;
+            progress.step(s, steps, new Totals(lossSum, correct, count));
+        }
+        return new Totals(lossSum, correct, count);
+    }
+
+    /** One optimizer step on samples order[from .. from+n). */
+    public SoftmaxCrossEntropy.Result step(int[] order, int from, int n) {
+        train.fill(order, from, n, net.input, labels);
+        SoftmaxCrossEntropy.Result r = net.trainStep(n, labels, n);
+        adam.apply(net.params, net.grads);
+        return r;
+    }
+
+    @Override
+    public Totals evaluate() {
+        return evaluate(net, test, labels);
+    }
+
+    static Totals evaluate(ConvNet net, Dataset data, int[] labels) {
+        int[] order = new int[data.size()];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        double lossSum = 0;
+        long correct = 0;
+        for (int from = 0; from < order.length; from += net.maxBatch) {
+            int n = Math.min(net.maxBatch, order.length - from);
+            data.fill(order, from, n, net.input, labels);
+            SoftmaxCrossEntropy.Result r = net.evaluate(n, labels);
+            lossSum += r.lossSum();
+            correct += r.correct();
+        }
+        return new Totals(lossSum, correct, order.length);
+    }
+
+    @Override
+    public ModelFile snapshot(int epochsDone, Map<String, String> settings) {
+        return ModelFile.of(net, adam, epochsDone, settings);
+    }
+
+    @Override
+    public void restore(ModelFile model) {
+        model.restore(net, adam);
+    }
+
+    @Override
+    public void close() {
+        net.close();
+    }
+}
