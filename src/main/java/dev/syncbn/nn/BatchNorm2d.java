@@ -1,9 +1,7 @@
 package dev.syncbn.nn;
 
-import java.util.Arrays;
-
 /**
- * Batch normalization over N, H, W per channel, with PyTorch's conventions: training normalizes with
+ * Batch normalization over N, H, W per channel, optionally followed by ReLU, with PyTorch's conventions: training normalizes with
  * the (biased) batch variance and updates running stats as running = (1 - momentum) * running +
  * momentum * batch, with the unbiased variance; evaluation normalizes with the running stats.
  *
@@ -20,6 +18,7 @@ public final class BatchNorm2d implements Layer {
 
     private final int[] shape;
     private final int channels, plane, index;
+    private final boolean relu;
     private final Parallel parallel;
     private final Buf out, dx;
     private BnReducer reducer = BnReducer.LOCAL;
@@ -30,8 +29,12 @@ public final class BatchNorm2d implements Layer {
     private final double[] mean, invStd;
     private double count;
 
-    /** index: which batch-norm layer of the network this is (for the reducer). */
-    public BatchNorm2d(int[] shape, int index, int maxBatch, Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+    /**
+     * index: which batch-norm layer of the network this is (for the reducer); relu: apply ReLU to the
+     * output in the same pass (and mask the gradient in the backward), saving two passes over memory.
+     */
+    public BatchNorm2d(int[] shape, int index, boolean relu, int maxBatch, Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+        this.relu = relu;
         this.shape = shape.clone();
         this.channels = shape[0];
         this.plane = shape[1] * shape[2];
@@ -93,26 +96,28 @@ public final class BatchNorm2d implements Layer {
     public Buf forward(Buf x, int n, boolean training) {
         lastInput = x;
         if (!training) {
-            parallel.forEach(channels, c -> {
-                double m = state.get(stateOffset + c);
-                double is = 1 / Math.sqrt(state.get(stateOffset + channels + c) + EPS);
-                normalize(x, n, c, m, is);
+            parallel.forRange(channels, (c0, c1) -> {
+                for (int c = c0; c < c1; c++) {
+                    normalize(x, n, c, state.get(stateOffset + c), 1 / Math.sqrt(state.get(stateOffset + channels + c) + EPS));
+                }
             });
             return out;
         }
         double[] sums = new double[2 * channels + 1];
-        parallel.forEach(channels, c -> {
-            double s1 = 0, s2 = 0;
-            for (int s = 0; s < n; s++) {
-                int base = (s * channels + c) * plane;
-                for (int i = base; i < base + plane; i++) {
-                    double v = x.get(i);
-                    s1 += v;
-                    s2 += v * v;
+        parallel.forRange(channels, (c0, c1) -> {
+            for (int c = c0; c < c1; c++) {
+                double s1 = 0, s2 = 0;
+                for (int s = 0; s < n; s++) {
+                    int base = (s * channels + c) * plane;
+                    for (int i = base; i < base + plane; i++) {
+                        double v = x.get(i);
+                        s1 += v;
+                        s2 += v * v;
+                    }
                 }
+                sums[c] = s1;
+                sums[channels + c] = s2;
             }
-            sums[c] = s1;
-            sums[channels + c] = s2;
         });
         sums[2 * channels] = (double) n * plane;
         reducer.allReduce(index, true, sums);
@@ -120,57 +125,82 @@ public final class BatchNorm2d implements Layer {
         if (count < 2) {
             throw new IllegalStateException("batch norm needs more than one value per channel in training, got " + count);
         }
-        parallel.forEach(channels, c -> {
-            double m = sums[c] / count;
-            double var = Math.max(0, sums[channels + c] / count - m * m);
-            mean[c] = m;
-            invStd[c] = 1 / Math.sqrt(var + EPS);
-            int rm = stateOffset + c, rv = stateOffset + channels + c;
-            state.set(rm, (1 - MOMENTUM) * state.get(rm) + MOMENTUM * m);
-            state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));
-            normalize(x, n, c, m, invStd[c]);
+        parallel.forRange(channels, (c0, c1) -> {
+            for (int c = c0; c < c1; c++) {
+                double m = sums[c] / count;
+                double var = Math.max(0, sums[channels + c] / count - m * m);
+                mean[c] = m;
+                invStd[c] = 1 / Math.sqrt(var + EPS);
+                int rm = stateOffset + c, rv = stateOffset + channels + c;
+                state.set(rm, (1 - MOMENTUM) * state.get(rm) + MOMENTUM * m);
+                state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));
+                normalize(x, n, c, m, invStd[c]);
+            }
         });
         return out;
     }
 
+    /** out = gamma * (x - m) * invStd + beta for channel c, then ReLU if fused. */
     private void normalize(Buf x, int n, int c, double m, double is) {
         double scale = params.get(offset + c) * is;
         double shift = params.get(offset + channels + c) - m * scale;
+        Buf out = this.out;
         for (int s = 0; s < n; s++) {
             int base = (s * channels + c) * plane;
-            for (int i = base; i < base + plane; i++) out.set(i, x.get(i) * scale + shift);
+            if (relu) {
+                for (int i = base; i < base + plane; i++) {
+                    double v = x.get(i) * scale + shift;
+                    out.set(i, (v + Math.abs(v)) * 0.5); // max(v, 0) without a branch (see upstream)
+                }
+            } else {
+                for (int i = base; i < base + plane; i++) out.set(i, x.get(i) * scale + shift);
+            }
         }
+    }
+
+    /**
+     * The gradient reaching the normalized value: dy, or with the fused ReLU dy where the output is
+     * positive. The output is >= 0, so its bit pattern is positive exactly when the value is, and
+     * (-bits) >>> 63 is that mask without a branch: on activations half of which are zero a branch
+     * here is mispredicted half the time, which measured 5x slower.
+     */
+    private double upstream(Buf dy, int i) {
+        return relu ? dy.get(i) * ((-Double.doubleToRawLongBits(out.get(i))) >>> 63) : dy.get(i);
     }
 
     @Override
     public Buf backward(Buf dy, int n) {
         Buf x = lastInput;
         double[] sums = new double[2 * channels];
-        parallel.forEach(channels, c -> {
-            double d1 = 0, d2 = 0, m = mean[c], is = invStd[c];
-            for (int s = 0; s < n; s++) {
-                int base = (s * channels + c) * plane;
-                for (int i = base; i < base + plane; i++) {
-                    double g = dy.get(i);
-                    d1 += g;
-                    d2 += g * (x.get(i) - m) * is;
+        parallel.forRange(channels, (c0, c1) -> {
+            for (int c = c0; c < c1; c++) {
+                double d1 = 0, d2 = 0, m = mean[c], is = invStd[c];
+                for (int s = 0; s < n; s++) {
+                    int base = (s * channels + c) * plane;
+                    for (int i = base; i < base + plane; i++) {
+                        double g = upstream(dy, i);
+                        d1 += g;
+                        d2 += g * (x.get(i) - m) * is;
+                    }
                 }
+                sums[c] = d1;
+                sums[channels + c] = d2;
+                grads.set(offset + c, d2);
+                grads.set(offset + channels + c, d1);
             }
-            sums[c] = d1;
-            sums[channels + c] = d2;
-            grads.set(offset + c, d2);
-            grads.set(offset + channels + c, d1);
         });
         reducer.allReduce(index, false, sums);
-        parallel.forEach(channels, c -> {
-            double m = mean[c], is = invStd[c];
-            double gScale = params.get(offset + c) * is;
-            double meanDy = sums[c] / count, meanDyXhat = sums[channels + c] / count;
-            for (int s = 0; s < n; s++) {
-                int base = (s * channels + c) * plane;
-                for (int i = base; i < base + plane; i++) {
-                    double xhat = (x.get(i) - m) * is;
-                    dx.set(i, gScale * (dy.get(i) - meanDy - xhat * meanDyXhat));
+        parallel.forRange(channels, (c0, c1) -> {
+            for (int c = c0; c < c1; c++) {
+                double m = mean[c], is = invStd[c];
+                double gScale = params.get(offset + c) * is;
+                double meanDy = sums[c] / count, meanDyXhat = sums[channels + c] / count;
+                for (int s = 0; s < n; s++) {
+                    int base = (s * channels + c) * plane;
+                    for (int i = base; i < base + plane; i++) {
+                        double xhat = (x.get(i) - m) * is;
+                        dx.set(i, gScale * (upstream(dy, i) - meanDy - xhat * meanDyXhat));
+                    }
                 }
             }
         });

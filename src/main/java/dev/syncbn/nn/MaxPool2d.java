@@ -32,25 +32,27 @@ public final class MaxPool2d implements Layer {
 
     @Override
     public Buf forward(Buf x, int n, boolean training) {
-        parallel.forEach(n * channels, p -> {
-            int inBase = p * inH * inW, outBase = p * outH * outW;
-            for (int oy = 0; oy < outH; oy++) {
-                for (int ox = 0; ox < outW; ox++) {
-                    int best = inBase + oy * k * inW + ox * k;
-                    double bestV = x.get(best);
-                    for (int dy = 0; dy < k; dy++) {
-                        for (int dxx = 0; dxx < k; dxx++) {
-                            int i = inBase + (oy * k + dy) * inW + ox * k + dxx;
-                            double v = x.get(i);
-                            if (v > bestV) {
-                                bestV = v;
-                                best = i;
+        parallel.forRange(n * channels, (p0, p1) -> {
+            for (int p = p0; p < p1; p++) {
+                int inBase = p * inH * inW, outBase = p * outH * outW;
+                for (int oy = 0; oy < outH; oy++) {
+                    for (int ox = 0; ox < outW; ox++) {
+                        int best = inBase + oy * k * inW + ox * k;
+                        double bestV = x.get(best);
+                        for (int wy = 0; wy < k; wy++) {
+                            int row = inBase + (oy * k + wy) * inW + ox * k;
+                            for (int i = row; i < row + k; i++) {
+                                double v = x.get(i);
+                                if (v > bestV) {
+                                    bestV = v;
+                                    best = i;
+                                }
                             }
                         }
+                        int o = outBase + oy * outW + ox;
+                        out.set(o, bestV);
+                        argmax[o] = best;
                     }
-                    int o = outBase + oy * outW + ox;
-                    out.set(o, bestV);
-                    argmax[o] = best;
                 }
             }
         });
@@ -59,10 +61,9 @@ public final class MaxPool2d implements Layer {
 
     @Override
     public Buf backward(Buf dy, int n) {
-        parallel.forEach(n * channels, p -> {
-            int inBase = p * inH * inW, outBase = p * outH * outW;
-            for (int i = inBase; i < inBase + inH * inW; i++) dx.set(i, 0);
-            for (int o = outBase; o < outBase + outH * outW; o++) dx.set(argmax[o], dy.get(o));
+        parallel.forRange(n * channels, (p0, p1) -> {
+            for (int i = p0 * inH * inW; i < p1 * inH * inW; i++) dx.set(i, 0);
+            for (int o = p0 * outH * outW; o < p1 * outH * outW; o++) dx.set(argmax[o], dy.get(o));
         });
         return dx;
     }

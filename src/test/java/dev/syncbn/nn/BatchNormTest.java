@@ -17,7 +17,7 @@ class BatchNormTest {
     private final Parallel parallel = new Parallel(2);
 
     private BatchNorm2d bn(int maxBatch, double[] gamma, double[] beta) {
-        BatchNorm2d bn = new BatchNorm2d(new int[] {C, H, W}, 0, Math.max(1, maxBatch), parallel, D);
+        BatchNorm2d bn = new BatchNorm2d(new int[] {C, H, W}, 0, false, Math.max(1, maxBatch), parallel, D);
         bn.bindParams(paramsOf(gamma, beta), Buf.zeros(D, 2 * C), 0);
         bn.bindState(Buf.zeros(D, 2 * C), 0);
         bn.initState();

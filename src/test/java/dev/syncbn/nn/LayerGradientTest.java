@@ -27,20 +27,25 @@ class LayerGradientTest {
         Conv2d conv = new Conv2d(in, 3, 3, 1, 1, false, 2, parallel, D);
         GradCheck.checkLayer("first conv", conv, in, 2, true, 3);
         assertNull(conv.backward(GradCheck.randomBuf(2 * 3 * 36, new java.util.Random(0)), 2));
+        int[] odd = {3, 7, 5};
+        GradCheck.checkLayer("first conv s2", new Conv2d(odd, 2, 3, 2, 1, false, 2, parallel, D), odd, 2, true, 13);
+        GradCheck.checkLayer("first conv p0", new Conv2d(odd, 2, 3, 1, 0, false, 2, parallel, D), odd, 2, true, 14);
     }
 
     @Test
     void batchNormTraining() {
         int[] shape = {3, 4, 5};
-        BatchNorm2d bn = new BatchNorm2d(shape, 0, 4, parallel, D);
+        BatchNorm2d bn = new BatchNorm2d(shape, 0, false, 4, parallel, D);
         bn.bindState(Buf.zeros(D, bn.stateCount()), 0);
         GradCheck.checkLayer("bn", bn, shape, 4, true, 4);
     }
 
     @Test
-    void relu() {
+    void batchNormWithFusedRelu() {
         int[] shape = {2, 3, 3};
-        GradCheck.checkLayer("relu", new Relu(shape, 3, parallel, D), shape, 3, true, 5);
+        BatchNorm2d bn = new BatchNorm2d(shape, 0, true, 3, parallel, D);
+        bn.bindState(Buf.zeros(D, bn.stateCount()), 0);
+        GradCheck.checkLayer("bn+relu", bn, shape, 3, true, 5);
     }
 
     @Test
