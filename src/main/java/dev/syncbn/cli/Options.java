@@ -25,8 +25,8 @@ public final class Options {
             new Option("resume", "false", "continue from the newest checkpoint in --checkpoint-dir"),
             new Option("model-out", "", "save the final model here (local path or hdfs://)"),
             new Option("progress-s", "10", "seconds between progress lines within an epoch (0: none)"),
-            new Option("warmup-steps", "30", "bench: steps run before timing starts"),
-            new Option("steps", "150", "bench: timed steps"));
+            new Option("warmup-steps", "200", "bench: steps run before timing starts"),
+            new Option("steps", "300", "bench: timed steps"));
 
     private final Map<String, String> values = new LinkedHashMap<>();
 

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Trains in one process (no Spark): the reference trainer. Options: see README or --help.
+source "$(dirname "$0")/common.sh"
+run_main train "$@"

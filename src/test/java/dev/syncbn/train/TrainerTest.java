@@ -1,0 +1,71 @@
+package dev.syncbn.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.syncbn.data.Dataset;
+import java.nio.file.Files;
+import java.util.List;
+import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TrainerTest {
+    @TempDir
+    java.nio.file.Path dir;
+
+    private final Configuration conf = new Configuration();
+
+    private List<Metrics.Epoch> run(Dataset train, Dataset test, int epochs, long seed, String ckpt, boolean resume, String metrics,
+            float[][] paramsOut) throws Exception {
+        try (LocalEngine engine = new LocalEngine(train, test, 32, 1e-3, seed, 2)) {
+            Trainer.Config cfg = new Trainer.Config(epochs, seed, metrics, ckpt, resume, "", 0, Map.of("seed", Long.toString(seed), "batch", "32"));
+            List<Metrics.Epoch> rows = new Trainer(cfg, engine, train.size(), conf).run();
+            if (paramsOut != null) paramsOut[0] = engine.snapshot(epochs, Map.of()).params();
+            return rows;
+        }
+    }
+
+    @Test
+    void learnsRealFashionMnistFarAboveChance() throws Exception {
+        Dataset train = TestData.train().head(4000), test = TestData.test().head(2000);
+        String metrics = dir.resolve("m.csv").toString();
+        List<Metrics.Epoch> rows = run(train, test, 2, 1, "", false, metrics, null);
+        assertEquals(2, rows.size());
+        assertTrue(rows.get(1).testAcc() > 0.70, "test accuracy after 2 short epochs: " + rows.get(1).testAcc() + " (chance 0.10)");
+        assertTrue(rows.get(1).trainLoss() < rows.get(0).trainLoss());
+        List<String> lines = Files.readAllLines(java.nio.file.Path.of(metrics));
+        assertEquals(Metrics.HEADER, lines.get(0));
+        assertEquals(3, lines.size());
+        assertTrue(lines.get(2).startsWith("2,"));
+    }
+
+    @Test
+    void resumedRunEqualsUninterruptedRun() throws Exception {
+        Dataset train = TestData.train().head(300), test = TestData.test().head(100);
+        float[][] straight = new float[1][], resumed = new float[1][];
+        run(train, test, 3, 9, dir.resolve("a").toString(), false, "", straight);
+        String ckpt = dir.resolve("b").toString(), metrics = dir.resolve("b.csv").toString();
+        run(train, test, 1, 9, ckpt, false, metrics, null);
+        List<Metrics.Epoch> rows = run(train, test, 3, 9, ckpt, true, metrics, resumed);
+        assertEquals(2, rows.size(), "the resumed run trains epochs 2 and 3 only");
+        assertArrayEquals(straight[0], resumed[0]);
+        assertEquals(4, Files.readAllLines(java.nio.file.Path.of(metrics)).size(), "header and epochs 1..3");
+        String m = assertThrows(IllegalArgumentException.class, () -> run(train, test, 4, 10, ckpt, true, "", null)).getMessage();
+        assertTrue(m.contains("--seed 9") && m.contains("--seed 10"), m);
+    }
+
+    @Test
+    void sameSeedSameResultOtherSeedOtherResult() throws Exception {
+        Dataset train = TestData.train().head(200), test = TestData.test().head(50);
+        float[][] a = new float[1][], b = new float[1][], c = new float[1][];
+        run(train, test, 1, 3, "", false, "", a);
+        run(train, test, 1, 3, "", false, "", b);
+        run(train, test, 1, 4, "", false, "", c);
+        assertArrayEquals(a[0], b[0]);
+        assertTrue(!java.util.Arrays.equals(a[0], c[0]));
+    }
+}
