@@ -21,6 +21,10 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] args) throws Exception {
+        if (args.length == 2 && args[0].equals("help") && args[1].equals("--markdown")) {
+            System.out.print(Options.markdownTable());
+            return;
+        }
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
             System.out.println("usage: syncbn train|bench [options]\n" + Options.help());
             return;

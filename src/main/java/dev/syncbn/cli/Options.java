@@ -97,6 +97,14 @@ public final class Options {
         throw new IllegalArgumentException("--" + name + " must be true or false, got '" + v + "'");
     }
 
+    /** The README's options table (README.md holds it between the options:begin/end markers; a test compares). */
+    public static String markdownTable() {
+        StringBuilder b = new StringBuilder("| option | default | meaning |\n| --- | --- | --- |\n");
+        for (Option o : ALL) b.append("| `--").append(o.name()).append("` | ").append(o.defaultValue().isEmpty() ? "(none)" : "`" + o.defaultValue() + "`")
+                .append(" | ").append(o.help()).append(" |\n");
+        return b.toString();
+    }
+
     public static String help() {
         StringBuilder b = new StringBuilder();
         for (Option o : ALL) b.append(String.format("  --%-15s %s (default: %s)%n", o.name(), o.help(), o.defaultValue().isEmpty() ? "none" : o.defaultValue()));
