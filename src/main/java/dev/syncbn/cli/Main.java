@@ -4,6 +4,7 @@ import dev.syncbn.data.Dataset;
 import dev.syncbn.data.IdxReader;
 import dev.syncbn.data.Shuffle;
 import dev.syncbn.nn.Backend;
+import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
 import dev.syncbn.train.Trainer;
 import java.util.LinkedHashMap;
@@ -68,7 +69,7 @@ public final class Main {
         System.out.printf("training on %d images, testing on %d; batch %d, lr %s, seed %d, %d threads%n", data[0].size(), data[1].size(), batch,
                 o.get("lr"), seed, threads);
         try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, lr, seed, threads)) {
-            Trainer.Config cfg = new Trainer.Config(epochs, seed, o.get("metrics-out"), o.get("checkpoint-dir"), o.getBoolean("resume"),
+            Trainer.Config cfg = new Trainer.Config(epochs, seed, o.get("metrics-out"), o.get("step-log"), o.get("checkpoint-dir"), o.getBoolean("resume"),
                     o.get("model-out"), o.getInt("progress-s", 0), settings);
             new Trainer(cfg, engine, data[0].size(), conf).run();
         }
@@ -82,11 +83,13 @@ public final class Main {
         System.out.println("ND4J oneDNN build: " + Backend.isOneDnn() + ", threads " + threads);
         Dataset[] data = loadData(o, new Configuration());
         try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
-            int[] order = Shuffle.order(data[0].size(), o.getLong("seed"), 1);
-            int perEpoch = data[0].size() / batch;
-            for (int s = 0; s < warmup; s++) engine.step(order, (s % perEpoch) * batch, batch);
+            int[] shuffled = Shuffle.order(data[0].size(), o.getLong("seed"), 1);
+            int[] order = new int[(warmup + steps) * batch];
+            for (int i = 0; i < order.length; i++) order[i] = shuffled[i % shuffled.length];
+            Engine.Progress quiet = (step, stepsInEpoch, loss, soFar) -> {};
+            engine.trainEpoch(1, java.util.Arrays.copyOfRange(order, 0, warmup * batch), quiet);
             long t0 = System.nanoTime();
-            for (int s = 0; s < steps; s++) engine.step(order, ((warmup + s) % perEpoch) * batch, batch);
+            engine.trainEpoch(2, java.util.Arrays.copyOfRange(order, warmup * batch, order.length), quiet);
             double seconds = (System.nanoTime() - t0) / 1e9;
             double imagesPerS = (double) steps * batch / seconds;
             double flopScale = (double) data[0].sampleSize() / (28 * 28);

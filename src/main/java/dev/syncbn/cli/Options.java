@@ -21,6 +21,7 @@ public final class Options {
             new Option("max-train", "0", "use only the first N training images (0: all)"),
             new Option("max-test", "0", "evaluate on only the first N test images (0: all)"),
             new Option("metrics-out", "", "CSV file with one row per epoch (local path or hdfs://)"),
+            new Option("step-log", "", "CSV file step,loss: the global mean loss of every step"),
             new Option("checkpoint-dir", "", "directory for a checkpoint after every epoch (local path or hdfs://)"),
             new Option("resume", "false", "continue from the newest checkpoint in --checkpoint-dir"),
             new Option("model-out", "", "save the final model here (local path or hdfs://)"),

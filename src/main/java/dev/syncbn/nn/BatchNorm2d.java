@@ -122,6 +122,7 @@ public final class BatchNorm2d implements Layer {
         sums[2 * channels] = (double) n * plane;
         reducer.allReduce(index, true, sums);
         count = sums[2 * channels];
+        if (count == 0) return out; // a sync group without a sample in this step: nothing to normalize or learn
         if (count < 2) {
             throw new IllegalStateException("batch norm needs more than one value per channel in training, got " + count);
         }
@@ -171,6 +172,10 @@ public final class BatchNorm2d implements Layer {
     @Override
     public Buf backward(Buf dy, int n) {
         Buf x = lastInput;
+        if (count == 0) { // as in the forward: the whole group had no sample, and all its members skip alike
+            for (int i = 0; i < 2 * channels; i++) grads.set(offset + i, 0);
+            return dx;
+        }
         double[] sums = new double[2 * channels];
         parallel.forRange(channels, (c0, c1) -> {
             for (int c = c0; c < c1; c++) {

@@ -13,7 +13,7 @@ import org.nd4j.linalg.factory.Nd4j;
  */
 public final class Conv2d implements Layer {
     private final int inC, inH, inW, outC, k, stride, pad, outH, outW;
-    private final boolean inputGradient;
+    private final boolean inputGradient, hasBias;
     private final Parallel parallel;
     private final Buf out, dx;
     private final Buf dyByChannel, shifted; // weightGradOnly's operands
@@ -22,8 +22,15 @@ public final class Conv2d implements Layer {
     private int offset;
     private Buf lastInput;
 
-    public Conv2d(int[] inShape, int outC, int k, int stride, int pad, boolean inputGradient, int maxBatch,
+    /**
+     * hasBias: false for a convolution followed by batch norm. BN removes any per-channel constant, so
+     * such a bias has a true gradient of exactly zero; what the backward computes for it is rounding
+     * noise, which Adam (dividing by its own running magnitude) turns into full-size steps of random
+     * sign, and two correct implementations then disagree. PyTorch models use bias=False there too.
+     */
+    public Conv2d(int[] inShape, int outC, int k, int stride, int pad, boolean hasBias, boolean inputGradient, int maxBatch,
             Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+        this.hasBias = hasBias;
         this.inC = inShape[0];
         this.inH = inShape[1];
         this.inW = inShape[2];
@@ -52,7 +59,7 @@ public final class Conv2d implements Layer {
 
     @Override
     public int paramCount() {
-        return outC * inC * k * k + outC;
+        return outC * inC * k * k + (hasBias ? outC : 0);
     }
 
     @Override
@@ -62,9 +69,11 @@ public final class Conv2d implements Layer {
         this.offset = offset;
         int wn = outC * inC * k * k;
         weight = params.slice(offset, outC, inC, k, k);
-        bias = params.slice(offset + wn, outC);
         dWeight = grads.slice(offset, outC, inC, k, k);
-        dBias = grads.slice(offset + wn, outC);
+        if (hasBias) {
+            bias = params.slice(offset + wn, outC);
+            dBias = grads.slice(offset + wn, outC);
+        }
     }
 
     @Override
@@ -84,7 +93,7 @@ public final class Conv2d implements Layer {
         lastInput = x;
         if (n == 0) return out;
         Nd4j.exec(DynamicCustomOp.builder("conv2d")
-                .addInputs(x.view(n, inC, inH, inW), weight, bias)
+                .addInputs(hasBias ? new INDArray[] {x.view(n, inC, inH, inW), weight, bias} : new INDArray[] {x.view(n, inC, inH, inW), weight})
                 .addOutputs(out.view(n, outC, outH, outW))
                 .addIntegerArguments(convArgs())
                 .build());
@@ -102,8 +111,9 @@ public final class Conv2d implements Layer {
             return null;
         }
         Nd4j.exec(DynamicCustomOp.builder("conv2d_bp")
-                .addInputs(lastInput.view(n, inC, inH, inW), weight, bias, dy.view(n, outC, outH, outW))
-                .addOutputs(dx.view(n, inC, inH, inW), dWeight, dBias)
+                .addInputs(hasBias ? new INDArray[] {lastInput.view(n, inC, inH, inW), weight, bias, dy.view(n, outC, outH, outW)}
+                        : new INDArray[] {lastInput.view(n, inC, inH, inW), weight, dy.view(n, outC, outH, outW)})
+                .addOutputs(hasBias ? new INDArray[] {dx.view(n, inC, inH, inW), dWeight, dBias} : new INDArray[] {dx.view(n, inC, inH, inW), dWeight})
                 .addIntegerArguments(convArgs())
                 .build());
         return dx;
@@ -112,8 +122,8 @@ public final class Conv2d implements Layer {
     /**
      * dW[o,c,ky,kx] = sum over samples s and output positions q of dy[s,o,q] * x[s,c,q shifted by (ky,kx)],
      * as one matrix product dW = dyByChannel [outC, n*P] x shifted [n*P, inC*k*k], both laid out here
-     * (P = output positions per sample; shifted is zero where the window leaves the input). dB[o] is the
-     * row sum of dyByChannel.
+     * (P = output positions per sample; shifted is zero where the window leaves the input). dB[o], if
+     * there is a bias, is the row sum of dyByChannel.
      */
     private void weightGradOnly(Buf x, Buf dy, int n) {
         int kk = k * k, taps = inC * kk, outPlane = outH * outW, inPlane = inH * inW, cols = n * outPlane;
@@ -128,7 +138,7 @@ public final class Conv2d implements Layer {
                         bias += g;
                     }
                 }
-                grads.set(offset + outC * taps + o, bias);
+                if (hasBias) grads.set(offset + outC * taps + o, bias);
             }
         });
         parallel.forRange(n, (s0, s1) -> {

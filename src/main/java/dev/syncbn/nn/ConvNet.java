@@ -6,7 +6,7 @@ import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * The network of a NetSpec: per conv width, conv 3x3 (padding 1) -> BN -> ReLU (fused into the BN layer) -> max-pool 2x2; then
+ * The network of a NetSpec: per conv width, conv 3x3 (padding 1, no bias: see Conv2d) -> BN -> ReLU (fused into the BN layer) -> max-pool 2x2; then
  * a linear layer to the class logits and softmax cross-entropy. All trainable parameters live in one
  * flat buffer (and their gradients in another of the same layout), each layer holding views of its
  * part; the BN running statistics live apart, in the state buffer.
@@ -32,7 +32,7 @@ public final class ConvNet implements AutoCloseable {
         int[] shape = {spec.channels(), spec.height(), spec.width()};
         boolean first = true;
         for (int width : spec.convWidths()) {
-            add(new Conv2d(shape, width, 3, 1, 1, !first, maxBatch, parallel, type));
+            add(new Conv2d(shape, width, 3, 1, 1, false, !first, maxBatch, parallel, type));
             BatchNorm2d bn = new BatchNorm2d(last().outShape(), batchNorms.size(), true, maxBatch, parallel, type);
             batchNorms.add(bn);
             add(bn);

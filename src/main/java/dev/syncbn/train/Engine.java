@@ -18,13 +18,16 @@ public interface Engine extends AutoCloseable {
         }
     }
 
-    /** Called after each step with the step's index in the epoch and the totals so far. */
+    /** An epoch's totals and the mean split of its step time, in milliseconds. */
+    record EpochResult(Totals totals, double computeMs, double bnSyncMs, double exchangeMs, double updateMs) {}
+
+    /** Called after each step with the step's index in the epoch, its global mean loss and the totals so far. */
     interface Progress {
-        void step(int stepInEpoch, int stepsInEpoch, Totals soFar);
+        void step(int stepInEpoch, int stepsInEpoch, double stepLoss, Totals soFar);
     }
 
     /** Trains on the training samples in the given order, global batch after global batch. */
-    Totals trainEpoch(int epoch, int[] order, Progress progress) throws Exception;
+    EpochResult trainEpoch(int epoch, int[] order, Progress progress) throws Exception;
 
     /** Loss and accuracy on the test set in evaluation mode. */
     Totals evaluate() throws Exception;

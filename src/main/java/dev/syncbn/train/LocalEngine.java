@@ -28,35 +28,34 @@ public final class LocalEngine implements Engine {
     }
 
     @Override
-    public Totals trainEpoch(int epoch, int[] order, Progress progress) {
+    public EpochResult trainEpoch(int epoch, int[] order, Progress progress) {
         int steps = (order.length + batch - 1) / batch;
-        double lossSum = 0;
-        long correct = 0, count = 0;
+        double lossSum = 0, updateS = 0;
+        long correct = 0, count = 0, t0 = System.nanoTime();
         for (int s = 0; s < steps; s++) {
             int from = s * batch, n = Math.min(batch, order.length - from);
-            SoftmaxCrossEntropy.Result r = step(order, from, n);
+            train.fill(order, from, n, net.input, labels);
+            SoftmaxCrossEntropy.Result r = net.trainStep(n, labels, n);
+            long u0 = System.nanoTime();
+            adam.apply(net.params, net.grads);
+            updateS += (System.nanoTime() - u0) / 1e9;
             lossSum += r.lossSum();
             correct += r.correct();
             count += n;
-            progress.step(s, steps, new Totals(lossSum, correct, count));
+            progress.step(s, steps, r.lossSum() / n, new Totals(lossSum, correct, count));
         }
-        return new Totals(lossSum, correct, count);
+        double totalMs = (System.nanoTime() - t0) / 1e6 / steps, updateMs = updateS * 1e3 / steps;
+        return new EpochResult(new Totals(lossSum, correct, count), totalMs - updateMs, 0, 0, updateMs);
     }
 
-    /** One optimizer step on samples order[from .. from+n). */
-    public SoftmaxCrossEntropy.Result step(int[] order, int from, int n) {
-        train.fill(order, from, n, net.input, labels);
-        SoftmaxCrossEntropy.Result r = net.trainStep(n, labels, n);
-        adam.apply(net.params, net.grads);
-        return r;
-    }
 
     @Override
     public Totals evaluate() {
         return evaluate(net, test, labels);
     }
 
-    static Totals evaluate(ConvNet net, Dataset data, int[] labels) {
+    /** Loss and accuracy of net in evaluation mode on all of data, in batches of net.maxBatch. */
+    public static Totals evaluate(ConvNet net, Dataset data, int[] labels) {
         int[] order = new int[data.size()];
         for (int i = 0; i < order.length; i++) order[i] = i;
         double lossSum = 0;

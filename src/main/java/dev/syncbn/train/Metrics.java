@@ -10,47 +10,60 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
-/** One row per epoch, printed as a line and kept in a CSV (rewritten whole, atomically, after each epoch). */
+/**
+ * A CSV log whose first column is a number (epoch or step): the metrics file (one row per epoch) and
+ * the step log. Rewritten whole, atomically, on every flush; on resume the rows before the resume
+ * point are kept.
+ */
 public final class Metrics {
-    public static final String HEADER = "epoch,train_loss,train_acc,test_loss,test_acc,epoch_s,images_per_s";
+    public static final String STEP_HEADER = "step,loss";
+    public static final String HEADER = "epoch,train_loss,train_acc,test_loss,test_acc,epoch_s,images_per_s,compute_ms,bn_sync_ms,exchange_ms,update_ms";
 
-    public record Epoch(int epoch, double trainLoss, double trainAcc, double testLoss, double testAcc, double seconds, double imagesPerSecond) {
-        String csv() {
-            return String.format(java.util.Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f", epoch, trainLoss, trainAcc, testLoss, testAcc, seconds, imagesPerSecond);
+    /** One epoch; the last four are the mean split of a step's time. */
+    public record Epoch(int epoch, double trainLoss, double trainAcc, double testLoss, double testAcc, double seconds, double imagesPerSecond,
+            double computeMs, double bnSyncMs, double exchangeMs, double updateMs) {
+        public String csv() {
+            return String.format(java.util.Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%.3f,%.3f,%.3f", epoch, trainLoss, trainAcc, testLoss, testAcc,
+                    seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs);
         }
 
         public String line() {
-            return String.format(java.util.Locale.ROOT, "epoch %d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.1f s  %.0f images/s",
-                    epoch, trainLoss, trainAcc, testLoss, testAcc, seconds, imagesPerSecond);
+            return String.format(java.util.Locale.ROOT,
+                    "epoch %d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.1f s  %.0f images/s  step ms: compute %.2f bn-sync %.2f exchange %.2f update %.2f",
+                    epoch, trainLoss, trainAcc, testLoss, testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs);
         }
     }
 
-    private final String path;
+    private final String path, header;
     private final Configuration conf;
     private final List<String> rows = new ArrayList<>();
 
-    /** keepBefore: on resume, the rows of epochs before this one already in the file are kept. */
-    public Metrics(String path, Configuration conf, int keepBefore) throws IOException {
+    /** keepBefore: on resume, the rows already in the file whose first column is below this are kept. */
+    public Metrics(String path, String header, Configuration conf, long keepBefore) throws IOException {
         this.path = path;
+        this.header = header;
         this.conf = conf;
         if (path.isEmpty() || keepBefore <= 1) return;
         Path p = new Path(path);
         FileSystem fs = p.getFileSystem(conf);
         if (!fs.exists(p)) return;
         try (BufferedReader r = new BufferedReader(new InputStreamReader(fs.open(p), StandardCharsets.UTF_8))) {
-            String header = r.readLine();
-            if (!HEADER.equals(header)) throw new IOException(path + ": not a metrics file of this program (header '" + header + "')");
+            String found = r.readLine();
+            if (!header.equals(found)) throw new IOException(path + ": not a log of this kind (header '" + found + "', expected '" + header + "')");
             for (String line; (line = r.readLine()) != null; ) {
-                if (Integer.parseInt(line.substring(0, line.indexOf(','))) < keepBefore) rows.add(line);
+                if (Long.parseLong(line.substring(0, line.indexOf(','))) < keepBefore) rows.add(line);
             }
         }
     }
 
-    public void add(Epoch e) throws IOException {
-        rows.add(e.csv());
+    public void add(String row) {
+        rows.add(row);
+    }
+
+    public void flush() throws IOException {
         if (path.isEmpty()) return;
         AtomicWrite.write(path, conf, out -> {
-            StringBuilder b = new StringBuilder(HEADER).append('\n');
+            StringBuilder b = new StringBuilder(header).append('\n');
             for (String row : rows) b.append(row).append('\n');
             out.write(b.toString().getBytes(StandardCharsets.UTF_8));
         });

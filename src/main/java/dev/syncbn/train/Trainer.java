@@ -16,7 +16,7 @@ import org.apache.hadoop.fs.Path;
  * epoch, resume from the newest checkpoint, and the final model.
  */
 public final class Trainer {
-    public record Config(int epochs, long seed, String metricsOut, String checkpointDir, boolean resume, String modelOut,
+    public record Config(int epochs, long seed, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut,
             double progressSeconds, Map<String, String> settings) {}
 
     private static final String CHECKPOINT_PREFIX = "epoch-", CHECKPOINT_SUFFIX = ".model";
@@ -36,6 +36,7 @@ public final class Trainer {
 
     public List<Metrics.Epoch> run() throws Exception {
         int start = 1;
+        long stepsBefore = 0;
         if (cfg.resume()) {
             String latest = latestCheckpoint(cfg.checkpointDir(), conf);
             if (latest == null) {
@@ -45,16 +46,20 @@ public final class Trainer {
                 checkSameRun(m.settings(), latest);
                 engine.restore(m);
                 start = m.epoch() + 1;
+                stepsBefore = m.step();
                 System.out.println("resumed from " + latest + " (epoch " + m.epoch() + ", step " + m.step() + ")");
             }
         }
-        Metrics metrics = new Metrics(cfg.metricsOut(), conf, start);
+        Metrics metrics = new Metrics(cfg.metricsOut(), Metrics.HEADER, conf, start);
+        Metrics stepLog = new Metrics(cfg.stepLog(), Metrics.STEP_HEADER, conf, stepsBefore + 1);
+        long[] globalStep = {stepsBefore};
         List<Metrics.Epoch> done = new ArrayList<>();
         for (int epoch = start; epoch <= cfg.epochs(); epoch++) {
             int e = epoch;
             long t0 = System.nanoTime();
             long[] lastPrint = {t0};
-            Engine.Totals train = engine.trainEpoch(epoch, Shuffle.order(trainSize, cfg.seed(), epoch), (step, steps, soFar) -> {
+            Engine.EpochResult result = engine.trainEpoch(epoch, Shuffle.order(trainSize, cfg.seed(), epoch), (step, steps, stepLoss, soFar) -> {
+                stepLog.add(String.format(java.util.Locale.ROOT, "%d,%.8f", ++globalStep[0], stepLoss));
                 long now = System.nanoTime();
                 if (cfg.progressSeconds() > 0 && (now - lastPrint[0]) / 1e9 >= cfg.progressSeconds() && step + 1 < steps) {
                     lastPrint[0] = now;
@@ -63,12 +68,14 @@ public final class Trainer {
                 }
             });
             double trainSeconds = (System.nanoTime() - t0) / 1e9;
-            Engine.Totals test = engine.evaluate();
+            Engine.Totals train = result.totals(), test = engine.evaluate();
             double seconds = (System.nanoTime() - t0) / 1e9;
             Metrics.Epoch row = new Metrics.Epoch(epoch, train.meanLoss(), train.accuracy(), test.meanLoss(), test.accuracy(), seconds,
-                    train.count() / trainSeconds);
+                    train.count() / trainSeconds, result.computeMs(), result.bnSyncMs(), result.exchangeMs(), result.updateMs());
             System.out.println(row.line());
-            metrics.add(row);
+            metrics.add(row.csv());
+            metrics.flush();
+            stepLog.flush();
             done.add(row);
             if (!cfg.checkpointDir().isEmpty()) {
                 engine.snapshot(epoch, cfg.settings()).save(checkpointPath(cfg.checkpointDir(), epoch), conf);

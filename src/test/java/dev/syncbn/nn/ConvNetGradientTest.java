@@ -28,11 +28,11 @@ class ConvNetGradientTest {
     @Test
     void defaultNetworkHasPyTorchParameterCount() {
         try (ConvNet net = new ConvNet(NetSpec.defaultFor(1, 28, 28, 10), 1, 1, DataType.FLOAT)) {
-            // conv1 32*9+32, bn1 2*32, conv2 64*32*9+64, bn2 2*64, linear 3136*10+10
-            assertEquals(320 + 64 + 18496 + 128 + 31370, net.paramCount());
+            // conv1 32*9 (no bias before BN), bn1 2*32, conv2 64*32*9, bn2 2*64, linear 3136*10+10
+            assertEquals(288 + 64 + 18432 + 128 + 31370, net.paramCount());
         }
         try (ConvNet net = new ConvNet(NetSpec.defaultFor(3, 32, 32, 10), 1, 1, DataType.FLOAT)) {
-            assertEquals(3 * 32 * 9 + 32 + 64 + 18496 + 128 + 64 * 8 * 8 * 10 + 10, net.paramCount());
+            assertEquals(3 * 32 * 9 + 64 + 18432 + 128 + 64 * 8 * 8 * 10 + 10, net.paramCount());
         }
     }
 }

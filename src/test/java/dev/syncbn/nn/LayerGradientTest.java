@@ -12,24 +12,24 @@ class LayerGradientTest {
     @Test
     void conv2dWithInputGradient() {
         int[] in = {3, 6, 5};
-        GradCheck.checkLayer("conv", new Conv2d(in, 4, 3, 1, 1, true, 2, parallel, D), in, 2, true, 1);
+        GradCheck.checkLayer("conv", new Conv2d(in, 4, 3, 1, 1, true, true, 2, parallel, D), in, 2, true, 1);
     }
 
     @Test
     void conv2dStrideTwoNoPadding() {
         int[] in = {2, 7, 7};
-        GradCheck.checkLayer("conv s2", new Conv2d(in, 3, 3, 2, 0, true, 3, parallel, D), in, 3, true, 2);
+        GradCheck.checkLayer("conv s2", new Conv2d(in, 3, 3, 2, 0, false, true, 3, parallel, D), in, 3, true, 2);
     }
 
     @Test
     void conv2dWeightGradientOnly() {
         int[] in = {2, 6, 6};
-        Conv2d conv = new Conv2d(in, 3, 3, 1, 1, false, 2, parallel, D);
+        Conv2d conv = new Conv2d(in, 3, 3, 1, 1, true, false, 2, parallel, D);
         GradCheck.checkLayer("first conv", conv, in, 2, true, 3);
         assertNull(conv.backward(GradCheck.randomBuf(2 * 3 * 36, new java.util.Random(0)), 2));
         int[] odd = {3, 7, 5};
-        GradCheck.checkLayer("first conv s2", new Conv2d(odd, 2, 3, 2, 1, false, 2, parallel, D), odd, 2, true, 13);
-        GradCheck.checkLayer("first conv p0", new Conv2d(odd, 2, 3, 1, 0, false, 2, parallel, D), odd, 2, true, 14);
+        GradCheck.checkLayer("first conv s2", new Conv2d(odd, 2, 3, 2, 1, true, false, 2, parallel, D), odd, 2, true, 13);
+        GradCheck.checkLayer("first conv p0", new Conv2d(odd, 2, 3, 1, 0, false, false, 2, parallel, D), odd, 2, true, 14);
     }
 
     @Test

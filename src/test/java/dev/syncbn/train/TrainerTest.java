@@ -22,7 +22,7 @@ class TrainerTest {
     private List<Metrics.Epoch> run(Dataset train, Dataset test, int epochs, long seed, String ckpt, boolean resume, String metrics,
             float[][] paramsOut) throws Exception {
         try (LocalEngine engine = new LocalEngine(train, test, 32, 1e-3, seed, 2)) {
-            Trainer.Config cfg = new Trainer.Config(epochs, seed, metrics, ckpt, resume, "", 0, Map.of("seed", Long.toString(seed), "batch", "32"));
+            Trainer.Config cfg = new Trainer.Config(epochs, seed, metrics, "", ckpt, resume, "", 0, Map.of("seed", Long.toString(seed), "batch", "32"));
             List<Metrics.Epoch> rows = new Trainer(cfg, engine, train.size(), conf).run();
             if (paramsOut != null) paramsOut[0] = engine.snapshot(epochs, Map.of()).params();
             return rows;

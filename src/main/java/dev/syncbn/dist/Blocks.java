@@ -1,0 +1,129 @@
+package dev.syncbn.dist;
+
+import dev.syncbn.data.Dataset;
+import dev.syncbn.data.Shuffle;
+import dev.syncbn.nn.NetSpec;
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import org.apache.spark.Partitioner;
+import scala.Tuple2;
+
+/** The training data on the executors, and its per-epoch assignment to replicas. */
+public final class Blocks {
+    private Blocks() {}
+
+    /** Consecutive samples in one contiguous block (not one object per image): first is the index of the first. */
+    public record Block(int first, byte[] pixels, byte[] labels, int channels, int height, int width, int classes) implements Serializable {
+        public int size() {
+            return labels.length;
+        }
+
+        public Dataset dataset() {
+            return new Dataset(pixels, labels, channels, height, width, classes);
+        }
+    }
+
+    /**
+     * The samples one block sends to one replica for an epoch: their positions in the replica's epoch
+     * list (local index), and their pixels and labels in that order.
+     */
+    public record Part(int replica, int[] localIndex, byte[] pixels, byte[] labels) implements Serializable {}
+
+    /** Splits a dataset into `parts` contiguous blocks of nearly equal size. */
+    public static List<Block> split(Dataset d, int parts) {
+        List<Block> out = new ArrayList<>();
+        int size = d.sampleSize();
+        for (int p = 0; p < parts; p++) {
+            int from = (int) ((long) d.size() * p / parts), to = (int) ((long) d.size() * (p + 1) / parts);
+            out.add(new Block(from, java.util.Arrays.copyOfRange(d.pixels(), from * size, to * size), java.util.Arrays.copyOfRange(d.labels(), from, to),
+                    d.channels(), d.height(), d.width(), d.classes()));
+        }
+        return out;
+    }
+
+    /**
+     * The epoch's assignment, as PyTorch's DistributedSampler makes it: the seeded shuffle of all n
+     * samples, position p going to replica p % W as that replica's sample number p / W. Replica r's
+     * j-th batch of b is then exactly the r-th share of positions [j*W*b, (j+1)*W*b): the same samples
+     * as the j-th batch of W*b in one process.
+     */
+    public static Iterator<Tuple2<Integer, Part>> assign(Block block, int n, long seed, int epoch, int workers) {
+        int[] order = Shuffle.order(n, seed, epoch);
+        int[] position = new int[n];
+        for (int p = 0; p < n; p++) position[order[p]] = p;
+        int size = block.pixels().length / Math.max(1, block.size());
+        int[] perReplica = new int[workers];
+        for (int i = 0; i < block.size(); i++) perReplica[position[block.first() + i] % workers]++;
+        List<Tuple2<Integer, Part>> out = new ArrayList<>();
+        int[][] local = new int[workers][];
+        byte[][] pix = new byte[workers][], lab = new byte[workers][];
+        for (int r = 0; r < workers; r++) {
+            local[r] = new int[perReplica[r]];
+            pix[r] = new byte[perReplica[r] * size];
+            lab[r] = new byte[perReplica[r]];
+        }
+        int[] filled = new int[workers];
+        for (int i = 0; i < block.size(); i++) {
+            int p = position[block.first() + i], r = p % workers, k = filled[r]++;
+            local[r][k] = p / workers;
+            System.arraycopy(block.pixels(), i * size, pix[r], k * size, size);
+            lab[r][k] = block.labels()[i];
+        }
+        for (int r = 0; r < workers; r++) out.add(new Tuple2<>(r, new Part(r, local[r], pix[r], lab[r])));
+        return out.iterator();
+    }
+
+    /** Replica r's samples for the epoch, in the order it visits them. */
+    public static Dataset merge(Iterator<Part> parts, int count, NetSpec shape) {
+        int size = shape.inputSize();
+        byte[] pixels = new byte[count * size], labels = new byte[count];
+        int seen = 0;
+        while (parts.hasNext()) {
+            Part part = parts.next();
+            for (int k = 0; k < part.localIndex().length; k++) {
+                int li = part.localIndex()[k];
+                System.arraycopy(part.pixels(), k * size, pixels, li * size, size);
+                labels[li] = part.labels()[k];
+                seen++;
+            }
+        }
+        if (seen != count) throw new IllegalStateException("replica received " + seen + " samples, expected " + count);
+        return new Dataset(pixels, labels, shape.channels(), shape.height(), shape.width(), shape.classes());
+    }
+
+    /** How many samples replica r gets in an epoch of n. */
+    public static int countFor(int replica, int n, int workers) {
+        return n / workers + (replica < n % workers ? 1 : 0);
+    }
+
+    /** Sends key r to partition r. */
+    public static final class ReplicaPartitioner extends Partitioner {
+        private final int workers;
+
+        public ReplicaPartitioner(int workers) {
+            this.workers = workers;
+        }
+
+        @Override
+        public int numPartitions() {
+            return workers;
+        }
+
+        @Override
+        public int getPartition(Object key) {
+            return (Integer) key;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof ReplicaPartitioner p && p.workers == workers;
+        }
+
+        @Override
+        public int hashCode() {
+            return workers;
+        }
+    }
+}

@@ -1,0 +1,340 @@
+package dev.syncbn.dist;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.logging.Logger;
+
+/**
+ * The driver's coordination service for one training run. The W replicas of a barrier stage connect,
+ * present the run's secret, and then per step (1) all-reduce their BN statistics within their sync
+ * group (sum, in rank order, so the result does not depend on arrival order) and (2) hand in their
+ * gradients; when all W gradients of a step are in, the StepHandler (the driver: sum, Adam) returns the
+ * new parameters, which every replica receives.
+ *
+ * The driver owns the step counter: a relaunched stage attempt is told the current step and gets the
+ * current parameters, and whatever the failed attempt left half-done is dropped. Frames from a stale
+ * attempt, for a step that is over, of the wrong length or without the secret are refused with a log
+ * line and the connection is closed; the step in progress is not touched.
+ */
+public final class Coordinator implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(Coordinator.class.getName());
+
+    /** What the replicas of one step handed in, summed. */
+    public record StepReport(int epoch, int step, double[] gradSum, long count, double lossSum, long correct, float[][] states,
+            double computeS, double bnWaitS) {}
+
+    /** Per-step time split, seconds, as the replicas and the driver measured it. */
+    public record StepTimes(double computeS, double bnWaitS, double exchangeS, double updateS) {}
+
+    public interface StepHandler {
+        /** All gradients of a step are in: apply them and return the new parameters. */
+        float[] apply(StepReport report);
+
+        /** After each step, with its time split; exchange is the step's wall time less the other three. */
+        void stepDone(StepReport report, StepTimes times);
+    }
+
+    private final int workers, paramCount, stateCount, maxFrame;
+    private final BnMode bn;
+    private final int[] bnChannels;
+    private final byte[] secret = new byte[Wire.SECRET_BYTES];
+    private final ServerSocket server;
+    private final ExecutorService connections = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "coordinator-connection");
+        t.setDaemon(true);
+        return t;
+    });
+    private final Thread acceptor;
+    private volatile boolean closed;
+
+    // The run's state, guarded by this.
+    private StepHandler handler;
+    private int epoch = -1, stepsInEpoch, step, attempt = -1;
+    private float[] params;
+    private float[][] replicaStates;
+    private final double[][] grads;
+    private final float[][] pendingStates;
+    private final long[] counts, correct;
+    private final double[] lossSums, computeS, bnWaitS;
+    private int gradsIn;
+    private long lastStepEnd; // nanoTime when the last step (or the attempt) began
+    private final Map<String, double[][]> bnParts = new HashMap<>();
+    private final Map<String, double[]> bnSums = new HashMap<>();
+    private String failure;
+
+    /** bnChannels: the channel count of each BN layer, in order. */
+    public Coordinator(String bindHost, int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) throws IOException {
+        this.workers = workers;
+        this.bn = bn;
+        this.paramCount = paramCount;
+        this.stateCount = stateCount;
+        this.bnChannels = bnChannels.clone();
+        this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
+        this.grads = new double[workers][];
+        this.pendingStates = new float[workers][];
+        this.counts = new long[workers];
+        this.correct = new long[workers];
+        this.lossSums = new double[workers];
+        this.computeS = new double[workers];
+        this.bnWaitS = new double[workers];
+        new SecureRandom().nextBytes(secret);
+        server = new ServerSocket();
+        server.bind(new InetSocketAddress(InetAddress.getByName(bindHost), 0), 64);
+        acceptor = new Thread(this::acceptLoop, "coordinator-accept");
+        acceptor.setDaemon(true);
+        acceptor.start();
+    }
+
+    public int port() {
+        return server.getLocalPort();
+    }
+
+    public String host() {
+        return server.getInetAddress().getHostAddress();
+    }
+
+    public byte[] secret() {
+        return secret.clone();
+    }
+
+    /**
+     * Opens an epoch of stepsInEpoch steps, starting at step startStep, from these parameters and
+     * per-replica running statistics.
+     */
+    public synchronized void startEpoch(int epoch, int stepsInEpoch, int startStep, float[] params, float[][] replicaStates, StepHandler handler) {
+        this.epoch = epoch;
+        this.stepsInEpoch = stepsInEpoch;
+        this.step = startStep;
+        this.params = params.clone();
+        this.replicaStates = new float[workers][];
+        for (int r = 0; r < workers; r++) this.replicaStates[r] = replicaStates[r].clone();
+        this.handler = handler;
+        this.attempt = -1;
+        this.failure = null;
+        clearPending();
+        notifyAll();
+    }
+
+    /** The step the driver will compute next (== stepsInEpoch once the epoch is done). */
+    public synchronized int step() {
+        return step;
+    }
+
+    public synchronized float[][] replicaStates() {
+        float[][] out = new float[workers][];
+        for (int r = 0; r < workers; r++) out[r] = replicaStates[r].clone();
+        return out;
+    }
+
+    /** A failure in the step handler (the driver's side), or null. */
+    public synchronized String failure() {
+        return failure;
+    }
+
+    private void clearPending() {
+        java.util.Arrays.fill(grads, null);
+        java.util.Arrays.fill(pendingStates, null);
+        gradsIn = 0;
+        lastStepEnd = System.nanoTime();
+        bnParts.clear();
+        bnSums.clear();
+    }
+
+    private void acceptLoop() {
+        while (!closed) {
+            try {
+                Socket s = server.accept();
+                connections.submit(() -> serve(s));
+            } catch (IOException e) {
+                if (!closed) LOG.warning("coordinator accept failed: " + e);
+            }
+        }
+    }
+
+    /** One replica's connection: hello, then BN and gradient frames until it closes. */
+    private void serve(Socket socket) {
+        String who = socket.getRemoteSocketAddress().toString();
+        try (socket) {
+            socket.setTcpNoDelay(true);
+            socket.setSoTimeout(30_000); // a silent stranger does not hold a thread for ever
+            DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
+            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
+            DataInputStream hello = Wire.read(in, 64);
+            if (Wire.type(hello) != Wire.HELLO) throw new Wire.ProtocolException("first frame is not a hello");
+            byte[] presented = new byte[Wire.SECRET_BYTES];
+            hello.readFully(presented);
+            int rank = hello.readInt(), helloEpoch = hello.readInt(), helloAttempt = hello.readInt();
+            Wire.expectEnd(hello);
+            if (!MessageDigest.isEqual(presented, secret)) throw new Wire.ProtocolException("wrong secret");
+            who = "replica " + rank + " (" + who + ", attempt " + helloAttempt + ")";
+            welcome(rank, helloEpoch, helloAttempt, out);
+            socket.setSoTimeout(0); // from here on the replica's own compute sets the pace
+            while (true) {
+                DataInputStream frame;
+                try {
+                    frame = Wire.read(in, maxFrame);
+                } catch (java.io.EOFException e) {
+                    return; // the replica is done (or gone)
+                }
+                byte type = Wire.type(frame);
+                if (type == Wire.BN) onBn(rank, helloAttempt, frame, out);
+                else if (type == Wire.GRAD) onGrad(rank, helloAttempt, frame, out);
+                else throw new Wire.ProtocolException("unexpected frame type " + type);
+            }
+        } catch (IOException | RuntimeException | InterruptedException e) {
+            if (!closed) LOG.warning("coordinator: dropped " + who + ": " + e.getMessage());
+        }
+    }
+
+    private void welcome(int rank, int helloEpoch, int helloAttempt, DataOutputStream out) throws IOException {
+        float[] p, st;
+        int start;
+        synchronized (this) {
+            if (rank < 0 || rank >= workers) throw new Wire.ProtocolException("rank " + rank + " of " + workers);
+            if (helloEpoch != epoch) throw new Wire.ProtocolException("hello for epoch " + helloEpoch + ", the run is in epoch " + epoch);
+            if (helloAttempt < attempt) throw new Wire.ProtocolException("stale stage attempt " + helloAttempt + " (now " + attempt + ")");
+            if (helloAttempt > attempt) {
+                // a relaunched stage: what the failed attempt left half-done is void
+                attempt = helloAttempt;
+                clearPending();
+                notifyAll();
+            }
+            p = params;
+            st = replicaStates[rank];
+            start = step;
+        }
+        Wire.Out w = new Wire.Out(Wire.WELCOME);
+        w.data.writeInt(start);
+        w.floats(p).floats(st).send(out);
+    }
+
+    private void checkLive(int myAttempt, int frameEpoch, int frameStep) throws Wire.ProtocolException {
+        if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
+        if (frameEpoch != epoch || frameStep != step) {
+            throw new Wire.ProtocolException("frame for epoch " + frameEpoch + " step " + frameStep + ", the run is at epoch " + epoch + " step " + step);
+        }
+    }
+
+    private void onBn(int rank, int myAttempt, DataInputStream frame, DataOutputStream out) throws IOException, InterruptedException {
+        int frameEpoch = frame.readInt(), frameStep = frame.readInt(), layer = frame.readInt();
+        boolean forward = frame.readBoolean();
+        if (!bn.synced()) throw new Wire.ProtocolException("BN statistics sent in local BN mode");
+        if (layer < 0 || layer >= bnChannels.length) throw new Wire.ProtocolException("BN layer " + layer);
+        int length = forward ? 2 * bnChannels[layer] + 1 : 2 * bnChannels[layer];
+        double[] sums = Wire.doubles(frame, length);
+        Wire.expectEnd(frame);
+        int group = bn.groupOf(rank), first = group * bn.groupSize();
+        String key = frameStep + "/" + layer + "/" + forward + "/" + group;
+        double[] result;
+        synchronized (this) {
+            checkLive(myAttempt, frameEpoch, frameStep);
+            double[][] parts = bnParts.computeIfAbsent(key, k -> new double[bn.groupSize()][]);
+            if (parts[rank - first] != null) throw new Wire.ProtocolException("second BN contribution for " + key);
+            parts[rank - first] = sums;
+            boolean complete = true;
+            for (double[] part : parts) complete &= part != null;
+            if (complete) {
+                double[] total = new double[length];
+                for (double[] part : parts) for (int i = 0; i < length; i++) total[i] += part[i];
+                bnSums.put(key, total);
+                notifyAll();
+            }
+            while ((result = bnSums.get(key)) == null) {
+                wait();
+                checkLive(myAttempt, frameEpoch, frameStep);
+            }
+        }
+        new Wire.Out(Wire.BN_SUM).doubles(result).send(out);
+    }
+
+    private void onGrad(int rank, int myAttempt, DataInputStream frame, DataOutputStream out) throws IOException, InterruptedException {
+        int frameEpoch = frame.readInt(), frameStep = frame.readInt();
+        long count = frame.readLong();
+        double lossSum = frame.readDouble();
+        long right = frame.readLong();
+        double compute = frame.readDouble(), bnWait = frame.readDouble();
+        float[] grad = Wire.floats(frame, paramCount);
+        float[] state = Wire.floats(frame, stateCount);
+        Wire.expectEnd(frame);
+        if (count < 0 || right < 0 || right > count || !Double.isFinite(compute) || !Double.isFinite(bnWait)) {
+            throw new Wire.ProtocolException("implausible gradient report (count " + count + ", correct " + right + ")");
+        }
+        float[] reply;
+        synchronized (this) {
+            checkLive(myAttempt, frameEpoch, frameStep);
+            if (grads[rank] != null) throw new Wire.ProtocolException("second gradient for step " + frameStep);
+            double[] g = new double[paramCount];
+            for (int i = 0; i < paramCount; i++) g[i] = grad[i];
+            grads[rank] = g;
+            pendingStates[rank] = state;
+            counts[rank] = count;
+            correct[rank] = right;
+            lossSums[rank] = lossSum;
+            computeS[rank] = compute;
+            bnWaitS[rank] = bnWait;
+            if (++gradsIn == workers) completeStep();
+            while (step == frameStep) {
+                wait();
+                if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
+            }
+            reply = params;
+        }
+        new Wire.Out(Wire.PARAMS).floats(reply).send(out);
+    }
+
+    /** All gradients of the current step are in (called holding the lock). */
+    private void completeStep() {
+        double[] sum = new double[paramCount];
+        long count = 0, right = 0;
+        double loss = 0, compute = 0, bnWait = 0;
+        for (int r = 0; r < workers; r++) { // rank order: the sum does not depend on arrival order
+            double[] g = grads[r];
+            for (int i = 0; i < paramCount; i++) sum[i] += g[i];
+            count += counts[r];
+            right += correct[r];
+            loss += lossSums[r];
+            compute += computeS[r] / workers;
+            bnWait += bnWaitS[r] / workers;
+        }
+        try {
+            StepReport report = new StepReport(epoch, step, sum, count, loss, right, pendingStates.clone(), compute, bnWait);
+            long t0 = System.nanoTime();
+            params = handler.apply(report).clone();
+            long t1 = System.nanoTime();
+            double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
+            for (int r = 0; r < workers; r++) replicaStates[r] = pendingStates[r];
+            step++;
+            handler.stepDone(report, new StepTimes(compute, bnWait, Math.max(0, wall - compute - bnWait - update), update));
+        } catch (RuntimeException e) {
+            failure = "driver update of epoch " + epoch + " step " + step + " failed: " + e.getMessage();
+            LOG.severe(failure);
+            attempt = Integer.MAX_VALUE; // no replica of this epoch goes on
+        }
+        clearPending();
+        notifyAll();
+    }
+
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        server.close();
+        connections.shutdownNow();
+        synchronized (this) {
+            attempt = Integer.MAX_VALUE;
+            notifyAll();
+        }
+    }
+}

@@ -1,0 +1,136 @@
+package dev.syncbn.dist;
+
+import dev.syncbn.nn.BnReducer;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.util.function.BooleanSupplier;
+
+/**
+ * A replica's connection to the driver's Coordinator: the BN all-reduce (as the network's BnReducer)
+ * and the per-step gradient hand-in. Reads block without a timeout; a watchdog closes the socket when
+ * Spark kills the task, since a blocked socket read ignores thread interrupts.
+ */
+final class CoordinatorClient implements BnReducer, AutoCloseable {
+    record Welcome(int startStep, float[] params, float[] state) {}
+
+    private final Socket socket;
+    private final DataInputStream in;
+    private final DataOutputStream out;
+    private final int epoch, paramCount, stateCount, maxFrame;
+    private final int[] bnChannels;
+    private final Thread watchdog;
+    private int step;
+    private long bnWaitNanos;
+
+    CoordinatorClient(String host, int port, byte[] secret, int rank, int epoch, int attempt, int paramCount, int stateCount, int[] bnChannels,
+            BooleanSupplier killed) throws IOException {
+        this.epoch = epoch;
+        this.paramCount = paramCount;
+        this.stateCount = stateCount;
+        this.bnChannels = bnChannels;
+        this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
+        socket = new Socket();
+        socket.connect(new InetSocketAddress(host, port), 30_000);
+        socket.setTcpNoDelay(true);
+        in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
+        out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
+        Wire.Out hello = new Wire.Out(Wire.HELLO);
+        hello.data.write(secret);
+        hello.data.writeInt(rank);
+        hello.data.writeInt(epoch);
+        hello.data.writeInt(attempt);
+        hello.send(out);
+        watchdog = new Thread(() -> {
+            while (!socket.isClosed()) {
+                if (killed.getAsBoolean()) {
+                    closeQuietly();
+                    return;
+                }
+                try {
+                    Thread.sleep(200);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }, "coordinator-client-watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+    }
+
+    Welcome welcome() throws IOException {
+        DataInputStream f = expect(Wire.WELCOME);
+        int start = f.readInt();
+        Welcome w = new Welcome(start, Wire.floats(f, paramCount), Wire.floats(f, stateCount));
+        Wire.expectEnd(f);
+        step = start;
+        return w;
+    }
+
+    private DataInputStream expect(byte type) throws IOException {
+        DataInputStream f = Wire.read(in, maxFrame);
+        byte got = Wire.type(f);
+        if (got != type) throw new Wire.ProtocolException("expected frame type " + type + ", got " + got);
+        return f;
+    }
+
+    @Override
+    public void allReduce(int layer, boolean forward, double[] sums) {
+        long t0 = System.nanoTime();
+        try {
+            Wire.Out f = new Wire.Out(Wire.BN);
+            f.data.writeInt(epoch);
+            f.data.writeInt(step);
+            f.data.writeInt(layer);
+            f.data.writeBoolean(forward);
+            f.doubles(sums).send(out);
+            double[] total = Wire.doubles(expect(Wire.BN_SUM), sums.length);
+            System.arraycopy(total, 0, sums, 0, sums.length);
+        } catch (IOException e) {
+            throw new UncheckedIOException("BN all-reduce of layer " + layer + " at step " + step + " failed", e);
+        }
+        bnWaitNanos += System.nanoTime() - t0;
+    }
+
+    /** Seconds spent in BN all-reduces since the last call. */
+    double takeBnWaitSeconds() {
+        double s = bnWaitNanos / 1e9;
+        bnWaitNanos = 0;
+        return s;
+    }
+
+    /** Hands in this replica's gradient of the current step; returns the parameters after the driver's update. */
+    float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
+        Wire.Out f = new Wire.Out(Wire.GRAD);
+        f.data.writeInt(epoch);
+        f.data.writeInt(step);
+        f.data.writeLong(count);
+        f.data.writeDouble(lossSum);
+        f.data.writeLong(correct);
+        f.data.writeDouble(computeS);
+        f.data.writeDouble(bnWaitS);
+        f.floats(grads).floats(state).send(out);
+        float[] params = Wire.floats(expect(Wire.PARAMS), paramCount);
+        step++;
+        return params;
+    }
+
+    private void closeQuietly() {
+        try {
+            socket.close();
+        } catch (IOException ignored) {
+            // closing is all that is left to do
+        }
+    }
+
+    @Override
+    public void close() {
+        closeQuietly();
+        watchdog.interrupt();
+    }
+}

@@ -1,0 +1,78 @@
+package dev.syncbn.dist;
+
+import com.esotericsoftware.kryo.Kryo;
+import com.esotericsoftware.kryo.Serializer;
+import com.esotericsoftware.kryo.io.Input;
+import com.esotericsoftware.kryo.io.Output;
+import org.apache.spark.serializer.KryoRegistrator;
+
+/**
+ * Registers every class the job ships through Kryo, each with an explicit serializer: Kryo 4's field
+ * serializer cannot build Java records, and writing the fields by hand keeps the format plain.
+ */
+public final class KryoSetup implements KryoRegistrator {
+    @Override
+    public void registerClasses(Kryo kryo) {
+        kryo.register(int[].class);
+        kryo.register(byte[].class);
+        kryo.register(float[].class);
+        kryo.register(double[].class);
+        kryo.register(Blocks.Block.class, new Serializer<Blocks.Block>() {
+            @Override
+            public void write(Kryo k, Output out, Blocks.Block b) {
+                out.writeInt(b.first());
+                out.writeInt(b.channels());
+                out.writeInt(b.height());
+                out.writeInt(b.width());
+                out.writeInt(b.classes());
+                bytes(out, b.pixels());
+                bytes(out, b.labels());
+            }
+
+            @Override
+            public Blocks.Block read(Kryo k, Input in, Class<Blocks.Block> type) {
+                int first = in.readInt(), c = in.readInt(), h = in.readInt(), w = in.readInt(), classes = in.readInt();
+                return new Blocks.Block(first, bytes(in), bytes(in), c, h, w, classes);
+            }
+        });
+        kryo.register(Blocks.Part.class, new Serializer<Blocks.Part>() {
+            @Override
+            public void write(Kryo k, Output out, Blocks.Part p) {
+                out.writeInt(p.replica());
+                out.writeInt(p.localIndex().length);
+                out.writeInts(p.localIndex());
+                bytes(out, p.pixels());
+                bytes(out, p.labels());
+            }
+
+            @Override
+            public Blocks.Part read(Kryo k, Input in, Class<Blocks.Part> type) {
+                int replica = in.readInt();
+                int[] local = in.readInts(in.readInt());
+                return new Blocks.Part(replica, local, bytes(in), bytes(in));
+            }
+        });
+        kryo.register(Evaluator.Totals.class, new Serializer<Evaluator.Totals>() {
+            @Override
+            public void write(Kryo k, Output out, Evaluator.Totals t) {
+                out.writeDouble(t.lossSum());
+                out.writeLong(t.correct());
+                out.writeLong(t.count());
+            }
+
+            @Override
+            public Evaluator.Totals read(Kryo k, Input in, Class<Evaluator.Totals> type) {
+                return new Evaluator.Totals(in.readDouble(), in.readLong(), in.readLong());
+            }
+        });
+    }
+
+    private static void bytes(Output out, byte[] b) {
+        out.writeInt(b.length);
+        out.writeBytes(b);
+    }
+
+    private static byte[] bytes(Input in) {
+        return in.readBytes(in.readInt());
+    }
+}

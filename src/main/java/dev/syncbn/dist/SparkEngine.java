@@ -1,0 +1,155 @@
+package dev.syncbn.dist;
+
+import dev.syncbn.data.Dataset;
+import dev.syncbn.nn.ConvNet;
+import dev.syncbn.nn.NetSpec;
+import dev.syncbn.optim.Adam;
+import dev.syncbn.train.Engine;
+import dev.syncbn.train.ModelFile;
+import java.io.IOException;
+import java.util.Map;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.storage.StorageLevel;
+import org.nd4j.linalg.api.buffer.DataType;
+import scala.reflect.ClassTag$;
+
+/**
+ * Data-parallel training on Spark: W replicas, one per partition, gang-scheduled as one barrier stage
+ * per epoch, talking to the driver's Coordinator every step. The driver holds the only authoritative
+ * parameters, Adam state, step counter and BN running statistics (in `net` and `adam`).
+ *
+ * Running statistics: in sync mode the replicas' stay identical. In local and group modes each replica
+ * keeps its own during the epoch; at the end of every epoch they are averaged, and that average is what
+ * evaluation and checkpoints use and what every replica starts the next epoch from (so a resumed run
+ * continues exactly).
+ */
+public final class SparkEngine implements Engine {
+    public record Settings(int workers, int batchPerWorker, BnMode bn, double lr, long seed, int threadsPerTask, int failAtStep) {}
+
+    private final JavaSparkContext sc;
+    private final Settings s;
+    private final NetSpec spec;
+    private final int trainSize;
+    private final JavaRDD<Blocks.Block> trainBlocks, testBlocks;
+    private final ConvNet net;
+    private final Adam adam;
+    private final Coordinator coordinator;
+
+    public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, Settings s) throws IOException {
+        if (s.workers() < 1) throw new IllegalArgumentException("--workers must be at least 1, got " + s.workers());
+        if (s.batchPerWorker() < 1) throw new IllegalArgumentException("--batch-per-worker must be at least 1, got " + s.batchPerWorker());
+        int slots = SparkSetup.taskSlots(sc);
+        if (s.workers() > slots) {
+            throw new IllegalArgumentException("--workers " + s.workers() + " needs " + s.workers() + " task slots at once (a barrier stage), but "
+                    + sc.master() + " with spark.task.cpus=" + sc.getConf().get("spark.task.cpus", "1") + " has " + slots);
+        }
+        if (train.size() < 1) throw new IllegalArgumentException("no training data");
+        this.sc = sc;
+        this.s = s;
+        this.trainSize = train.size();
+        this.spec = NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes());
+        this.net = new ConvNet(spec, 1, 1, DataType.FLOAT);
+        net.init(s.seed());
+        this.adam = new Adam(net.params, s.lr());
+        this.trainBlocks = sc.parallelize(Blocks.split(train, s.workers()), s.workers()).persist(StorageLevel.MEMORY_ONLY());
+        this.testBlocks = sc.parallelize(Blocks.split(test, s.workers()), s.workers()).persist(StorageLevel.MEMORY_ONLY());
+        this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), Worker.bnChannels(spec));
+    }
+
+    private static String driverHost(JavaSparkContext sc) {
+        return sc.getConf().get("spark.driver.host", "127.0.0.1");
+    }
+
+    public int paramCount() {
+        return net.paramCount();
+    }
+
+    @Override
+    public EpochResult trainEpoch(int epoch, int[] order, Progress progress) throws Exception {
+        int w = s.workers(), steps = (trainSize + w * s.batchPerWorker() - 1) / (w * s.batchPerWorker());
+        float[] state = floats(net.state);
+        float[][] states = new float[w][];
+        for (int r = 0; r < w; r++) states[r] = state;
+        double[] split = new double[4];
+        double[] totals = new double[3];
+        coordinator.startEpoch(epoch, steps, 0, floats(net.params), states, new Coordinator.StepHandler() {
+            @Override
+            public float[] apply(Coordinator.StepReport report) {
+                // the replicas' gradients are already scaled by 1/(global batch): their sum is the global gradient
+                for (int i = 0; i < report.gradSum().length; i++) net.grads.set(i, report.gradSum()[i]);
+                adam.apply(net.params, net.grads);
+                return floats(net.params);
+            }
+
+            @Override
+            public void stepDone(Coordinator.StepReport r, Coordinator.StepTimes t) {
+                totals[0] += r.lossSum();
+                totals[1] += r.correct();
+                totals[2] += r.count();
+                split[0] += t.computeS();
+                split[1] += t.bnWaitS();
+                split[2] += t.exchangeS();
+                split[3] += t.updateS();
+                progress.step(r.step(), steps, r.lossSum() / r.count(), new Totals(totals[0], (long) totals[1], (long) totals[2]));
+            }
+        });
+        long n = trainSize;
+        int workers = w;
+        long seed = s.seed();
+        JavaRDD<Blocks.Part> parts = trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers))
+                .partitionBy(new Blocks.ReplicaPartitioner(w)).values();
+        Worker worker = new Worker(new Worker.Job(coordinator.host(), coordinator.port(), coordinator.secret(), w, s.batchPerWorker(), trainSize, spec,
+                s.bn(), s.threadsPerTask(), epoch, s.failAtStep()));
+        sc.setJobDescription("syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)");
+        // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result
+        // stage whose output may already be partly taken), hence the one-partition shuffle after it.
+        JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
+                ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
+        if (coordinator.failure() != null) throw new IllegalStateException(coordinator.failure());
+        if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);
+        float[][] finalStates = coordinator.replicaStates();
+        for (int i = 0; i < net.state.length(); i++) {
+            double mean = 0;
+            for (float[] st : finalStates) mean += st[i];
+            net.state.set(i, mean / w);
+        }
+        return new EpochResult(new Totals(totals[0], (long) totals[1], (long) totals[2]), split[0] * 1e3 / steps, split[1] * 1e3 / steps,
+                split[2] * 1e3 / steps, split[3] * 1e3 / steps);
+    }
+
+    @Override
+    public Totals evaluate() {
+        Evaluator.Totals t = testBlocks.mapPartitions(new Evaluator(spec, floats(net.params), floats(net.state), s.threadsPerTask()))
+                .reduce(Evaluator.Totals::plus);
+        return new Totals(t.lossSum(), t.correct(), t.count());
+    }
+
+    @Override
+    public ModelFile snapshot(int epochsDone, Map<String, String> settings) {
+        return ModelFile.of(net, adam, epochsDone, settings);
+    }
+
+    @Override
+    public void restore(ModelFile model) {
+        model.restore(net, adam);
+    }
+
+    static float[] floats(dev.syncbn.nn.Buf b) {
+        float[] out = new float[b.length()];
+        Worker.copy(b, out);
+        return out;
+    }
+
+    @Override
+    public void close() {
+        try {
+            coordinator.close();
+        } catch (IOException ignored) {
+            // the server socket is gone either way
+        }
+        trainBlocks.unpersist(false);
+        testBlocks.unpersist(false);
+        net.close();
+    }
+}

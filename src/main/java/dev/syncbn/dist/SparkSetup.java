@@ -1,0 +1,41 @@
+package dev.syncbn.dist;
+
+import org.apache.spark.SparkConf;
+
+/** The Spark settings the job relies on, applied to every SparkConf it creates (driver and tests). */
+public final class SparkSetup {
+    private SparkSetup() {}
+
+    public static SparkConf configure(SparkConf conf) {
+        conf.set("spark.serializer", "org.apache.spark.serializer.KryoSerializer");
+        conf.set("spark.kryo.registrationRequired", "true");
+        conf.set("spark.kryo.registrator", KryoSetup.class.getName());
+        conf.setIfMissing("spark.ui.enabled", "false");
+        // libgomp in the executors reads this once at load (see Backend.init)
+        conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
+        return conf;
+    }
+
+    /**
+     * In local mode Spark gives a failed task no second try unless the master says so (local[N, maxFailures]);
+     * a barrier stage that loses a task must be retried, so local[N] and local[*] become local[N, 4].
+     */
+    public static String withRetries(String master) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("local\\[(\\d+|\\*)\\]").matcher(master.trim());
+        return m.matches() ? "local[" + m.group(1) + ",4]" : master;
+    }
+
+    /** Task slots a barrier stage can use at once: cores (local: N) divided by spark.task.cpus. */
+    public static int taskSlots(org.apache.spark.api.java.JavaSparkContext sc) {
+        int cpusPerTask = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        String master = sc.master();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("local(?:\\[(\\d+|\\*)(?:,\\s*\\d+)?\\])?").matcher(master);
+        int cores;
+        if (m.matches()) {
+            cores = m.group(1) == null ? 1 : m.group(1).equals("*") ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(m.group(1));
+        } else {
+            cores = sc.defaultParallelism();
+        }
+        return cores / cpusPerTask;
+    }
+}

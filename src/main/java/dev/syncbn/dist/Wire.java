@@ -1,0 +1,90 @@
+package dev.syncbn.dist;
+
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+
+/**
+ * The coordination service's frames: int length (of what follows), byte type, payload. Plain binary,
+ * read field by field; nothing from the network is ever deserialized as an object. A frame longer than
+ * the reader's limit, or a vector of another length than expected, is a protocol error.
+ */
+final class Wire {
+    static final byte HELLO = 1, WELCOME = 2, BN = 3, BN_SUM = 4, GRAD = 5, PARAMS = 6, REFUSED = 7;
+    static final int SECRET_BYTES = 32;
+
+    private Wire() {}
+
+    static final class ProtocolException extends IOException {
+        ProtocolException(String message) {
+            super(message);
+        }
+    }
+
+    /** A frame being built in memory and then sent in one write. */
+    static final class Out {
+        private final java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream(256);
+        final DataOutputStream data = new DataOutputStream(bytes);
+
+        Out(byte type) {
+            bytes.write(type);
+        }
+
+        Out floats(float[] a) throws IOException {
+            data.writeInt(a.length);
+            for (float f : a) data.writeFloat(f);
+            return this;
+        }
+
+        Out doubles(double[] a) throws IOException {
+            data.writeInt(a.length);
+            for (double d : a) data.writeDouble(d);
+            return this;
+        }
+
+        void send(DataOutputStream out) throws IOException {
+            data.flush();
+            out.writeInt(bytes.size());
+            bytes.writeTo(out);
+            out.flush();
+        }
+    }
+
+    /** Reads one frame of at most maxLength bytes; returns its payload, type first. */
+    static DataInputStream read(DataInputStream in, int maxLength) throws IOException {
+        int length = in.readInt();
+        if (length < 1 || length > maxLength) throw new ProtocolException("frame of " + length + " bytes (limit " + maxLength + ")");
+        byte[] frame = new byte[length];
+        in.readFully(frame);
+        return new DataInputStream(new java.io.ByteArrayInputStream(frame));
+    }
+
+    static float[] floats(DataInputStream in, int expected) throws IOException {
+        int n = in.readInt();
+        if (n != expected) throw new ProtocolException("vector of " + n + " floats, expected " + expected);
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = in.readFloat();
+        return a;
+    }
+
+    static double[] doubles(DataInputStream in, int expected) throws IOException {
+        int n = in.readInt();
+        if (n != expected) throw new ProtocolException("vector of " + n + " doubles, expected " + expected);
+        double[] a = new double[n];
+        for (int i = 0; i < n; i++) a[i] = in.readDouble();
+        return a;
+    }
+
+    static void expectEnd(DataInputStream frame) throws IOException {
+        if (frame.available() > 0) throw new ProtocolException(frame.available() + " unexpected bytes at the end of a frame");
+    }
+
+    static byte type(DataInputStream frame) throws IOException {
+        try {
+            return frame.readByte();
+        } catch (EOFException e) {
+            throw new ProtocolException("empty frame");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+package dev.syncbn.dist;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.syncbn.data.Dataset;
+import dev.syncbn.data.Shuffle;
+import dev.syncbn.nn.ConvNet;
+import dev.syncbn.nn.NetSpec;
+import dev.syncbn.optim.Adam;
+import dev.syncbn.train.Engine;
+import dev.syncbn.train.LocalEngine;
+import dev.syncbn.train.TestData;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/** The Spark trainer in local mode against the single-process reference. */
+class SparkTrainingTest {
+    static JavaSparkContext sc;
+    static Dataset train, test;
+
+    @BeforeAll
+    static void start() throws Exception {
+        sc = new JavaSparkContext(SparkSetup.configure(new SparkConf().setMaster("local[4,4]").setAppName("syncbn-test")));
+        sc.setLogLevel("WARN");
+        train = TestData.train();
+        test = TestData.test().head(200);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (sc != null) sc.stop();
+    }
+
+    record Run(List<Double> stepLosses, float[] params) {}
+
+    static Run runSpark(int n, int workers, int batch, String bn, int epochs, int failAtStep) throws Exception {
+        Dataset data = train.head(n);
+        List<Double> losses = new ArrayList<>();
+        try (SparkEngine e = new SparkEngine(sc, data, test, new SparkEngine.Settings(workers, batch, BnMode.parse(bn, workers), 1e-3, 7, 1, failAtStep))) {
+            for (int epoch = 1; epoch <= epochs; epoch++) {
+                e.trainEpoch(epoch, Shuffle.order(n, 7, epoch), (s, steps, loss, soFar) -> losses.add(loss));
+            }
+            return new Run(losses, e.snapshot(epochs, Map.of()).params());
+        }
+    }
+
+    static Run runLocal(int n, int batch, int epochs) throws Exception {
+        Dataset data = train.head(n);
+        List<Double> losses = new ArrayList<>();
+        try (LocalEngine e = new LocalEngine(data, test, batch, 1e-3, 7, 2)) {
+            for (int epoch = 1; epoch <= epochs; epoch++) {
+                e.trainEpoch(epoch, Shuffle.order(n, 7, epoch), (s, steps, loss, soFar) -> losses.add(loss));
+            }
+            return new Run(losses, e.snapshot(epochs, Map.of()).params());
+        }
+    }
+
+    static void assertClose(Run expected, Run actual, double tolerance) {
+        assertEquals(expected.stepLosses().size(), actual.stepLosses().size(), "steps");
+        for (int i = 0; i < expected.stepLosses().size(); i++) {
+            double a = expected.stepLosses().get(i), b = actual.stepLosses().get(i);
+            assertTrue(Math.abs(a - b) <= tolerance * Math.abs(a), "step " + i + " loss " + a + " vs " + b);
+        }
+        assertTrue(relativeError(expected.params(), actual.params()) < tolerance,
+                "parameter relative error " + relativeError(expected.params(), actual.params()));
+    }
+
+    static double relativeError(float[] a, float[] b) {
+        double diff = 0, norm = 0;
+        for (int i = 0; i < a.length; i++) {
+            diff += (a[i] - b[i]) * (double) (a[i] - b[i]);
+            norm += a[i] * (double) a[i];
+        }
+        return Math.sqrt(diff / norm);
+    }
+
+    @Test
+    void syncBnOverFourReplicasEqualsOneProcessWithTheWholeBatch() throws Exception {
+        Run reference = runLocal(640, 32, 1); // 20 steps of 32
+        Run sync = runSpark(640, 4, 8, "sync", 1, -1);
+        assertEquals(20, sync.stepLosses().size());
+        assertClose(reference, sync, 1e-4);
+        Run local = runSpark(640, 4, 8, "local", 1, -1);
+        assertTrue(relativeError(reference.params(), local.params()) > 1e-3, "local BN over 4 replicas of 8 must differ from BN over 32");
+    }
+
+    @Test
+    void aReplicaWithoutSamplesInTheLastStepStillTakesPart() throws Exception {
+        // 66 = 2 steps of 32 and a last step of 2: replicas 2 and 3 have no sample in it
+        assertClose(runLocal(66, 32, 1), runSpark(66, 4, 8, "sync", 1, -1), 1e-4);
+    }
+
+    @Test
+    void localBnWithOneReplicaEqualsSyncBnWithOne() throws Exception {
+        Run local = runSpark(96, 1, 32, "local", 1, -1), sync = runSpark(96, 1, 32, "sync", 1, -1);
+        assertArrayEquals(local.params(), sync.params());
+        assertClose(runLocal(96, 32, 1), local, 1e-5);
+    }
+
+    @Test
+    void groupSyncEqualsIndependentSyncGroups() throws Exception {
+        int w = 4, b = 8, n = w * b; // one step
+        Run group = runSpark(n, w, b, "group:2", 1, -1);
+        // the reference: each group's 2b samples through one network (normalized by the global batch), gradients summed, one Adam step
+        int[] order = Shuffle.order(n, 7, 1);
+        NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
+        try (ConvNet net = new ConvNet(spec, 2 * b, 2, DataType.FLOAT)) {
+            net.init(7);
+            Adam adam = new Adam(net.params, 1e-3);
+            double[] sum = new double[net.paramCount()];
+            Dataset data = train.head(n);
+            int[] labels = new int[2 * b];
+            for (int g = 0; g < 2; g++) {
+                int[] mine = new int[2 * b];
+                int k = 0;
+                for (int p = 0; p < n; p++) if ((p % w) / 2 == g) mine[k++] = order[p];
+                data.fill(mine, 0, 2 * b, net.input, labels);
+                net.trainStep(2 * b, labels, n);
+                for (int i = 0; i < sum.length; i++) sum[i] += net.grads.get(i);
+            }
+            for (int i = 0; i < sum.length; i++) net.grads.set(i, sum[i]);
+            adam.apply(net.params, net.grads);
+            float[] expected = new float[net.paramCount()];
+            for (int i = 0; i < expected.length; i++) expected[i] = (float) net.params.get(i);
+            assertTrue(relativeError(expected, group.params()) < 1e-5, "group sync vs two groups: " + relativeError(expected, group.params()));
+            Run sync = runSpark(n, w, b, "sync", 1, -1);
+            assertTrue(relativeError(sync.params(), group.params()) > 1e-6, "group:2 must differ from sync over all 4");
+        }
+    }
+
+    @Test
+    void aTaskFailingMidEpochIsRecoveredWithTheSameResult() throws Exception {
+        Run straight = runSpark(320, 2, 16, "sync", 1, -1);
+        Run failed = runSpark(320, 2, 16, "sync", 1, 4);
+        assertEquals(straight.stepLosses(), failed.stepLosses(), "every step once, none twice");
+        assertArrayEquals(straight.params(), failed.params());
+        assertArrayEquals(straight.params(), runSpark(320, 2, 16, "sync", 1, -1).params(), "two identical runs");
+    }
+
+    @Test
+    void configurationsThatCannotRunAreRefusedBeforeStarting() {
+        Dataset d = train.head(64);
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> new SparkEngine(sc, d, test, new SparkEngine.Settings(5, 8, BnMode.parse("sync", 5), 1e-3, 1, 1, -1))).getMessage();
+        assertTrue(m.contains("--workers 5") && m.contains("4"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> BnMode.parse("group:3", 4)).getMessage();
+        assertTrue(m.contains("group:3") && m.contains("divide"), m);
+        m = assertThrows(IllegalArgumentException.class,
+                () -> new SparkEngine(sc, d, test, new SparkEngine.Settings(2, 0, BnMode.parse("sync", 2), 1e-3, 1, 1, -1))).getMessage();
+        assertTrue(m.contains("--batch-per-worker"), m);
+        assertThrows(IllegalArgumentException.class, () -> BnMode.parse("global", 4));
+    }
+
+    @Test
+    void evaluationIsDistributedAndMatchesTheLocalOne() throws Exception {
+        try (SparkEngine e = new SparkEngine(sc, train.head(64), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 1, -1));
+                LocalEngine l = new LocalEngine(train.head(64), test, 32, 1e-3, 7, 2)) {
+            Engine.Totals a = e.evaluate(), b = l.evaluate();
+            assertEquals(test.size(), a.count());
+            assertEquals(b.correct(), a.correct());
+            assertEquals(b.lossSum(), a.lossSum(), 1e-3 * Math.abs(b.lossSum()));
+        }
+    }
+}
