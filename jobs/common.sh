@@ -1,13 +1,16 @@
-# Sourced by the jobs: builds the project if needed and sets CLASSPATH to its classes and dependencies.
+# Sourced by the jobs: builds the project if needed and sets CLASSPATH, JAR and JAVA_OPTS.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # libgomp reads this once at load: without it ND4J's OpenMP threads spin between ops and slow the Java passes.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-JAVA_OPTS="${JAVA_OPTS:--Xmx8g}"
+# The JVM flags Spark needs on Java 17: one list, kept in pom.xml (spark.jvm.options).
+SPARK_JVM_OPTIONS="$(sed -n 's:.*<spark.jvm.options>\(.*\)</spark.jvm.options>.*:\1:p' "$ROOT/pom.xml")"
+JAVA_OPTS="${JAVA_OPTS:--Xmx8g} $SPARK_JVM_OPTIONS -Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties"
+JAR="$ROOT/target/syncbn-0.1.0-SNAPSHOT.jar"
 
 build_if_needed() {
   local stamp="$ROOT/target/classpath.txt"
-  if [ ! -f "$stamp" ] || [ -n "$(find "$ROOT/src/main" "$ROOT/pom.xml" -newer "$stamp" -print -quit)" ]; then
+  if [ ! -f "$stamp" ] || [ ! -f "$JAR" ] || [ -n "$(find "$ROOT/src/main" "$ROOT/pom.xml" -newer "$stamp" -print -quit)" ]; then
     echo "building (mvn package) ..." >&2
     (cd "$ROOT" && mvn -q -B -DskipTests package dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) >&2
   fi
@@ -15,8 +18,21 @@ build_if_needed() {
   export CLASSPATH
 }
 
+# Runs a command of the application in this JVM (no Spark cluster involved unless the command starts one).
 run_main() {
   build_if_needed
   # shellcheck disable=SC2086
   exec java $JAVA_OPTS dev.syncbn.cli.Main "$@"
+}
+
+# Runs a command through spark-submit: $SPARK_HOME's if set, else Spark's own SparkSubmit class on the
+# project's resolved class path (no Spark distribution can be downloaded on these machines).
+submit_main() {
+  build_if_needed
+  if [ -n "${SPARK_HOME:-}" ]; then
+    exec "$SPARK_HOME/bin/spark-submit" --class dev.syncbn.cli.Main \
+      --conf "spark.executorEnv.OMP_WAIT_POLICY=PASSIVE" "$JAR" "$@"
+  fi
+  # shellcheck disable=SC2086
+  exec java $JAVA_OPTS org.apache.spark.deploy.SparkSubmit --class dev.syncbn.cli.Main "$JAR" "$@"
 }

@@ -3,6 +3,11 @@ package dev.syncbn.cli;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.IdxReader;
 import dev.syncbn.data.Shuffle;
+import dev.syncbn.dist.BnMode;
+import dev.syncbn.dist.SparkEngine;
+import dev.syncbn.dist.SparkSetup;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
@@ -27,7 +32,7 @@ public final class Main {
             return;
         }
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
-            System.out.println("usage: syncbn train|bench [options]\n" + Options.help());
+            System.out.println("usage: syncbn train|train-local|bench [options]\n" + Options.help());
             return;
         }
         Options o;
@@ -38,11 +43,21 @@ public final class Main {
             System.exit(2);
             return;
         }
-        switch (args[0]) {
+        try {
+            dispatch(args[0], o);
+        } catch (IllegalArgumentException e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(2);
+        }
+    }
+
+    static void dispatch(String command, Options o) throws Exception {
+        switch (command) {
             case "train" -> train(o);
+            case "train-local" -> trainLocal(o);
             case "bench" -> bench(o);
             default -> {
-                System.err.println("error: unknown command '" + args[0] + "' (train, bench)");
+                System.err.println("error: unknown command '" + command + "' (train, train-local, bench)");
                 System.exit(2);
             }
         }
@@ -57,22 +72,56 @@ public final class Main {
         return new Dataset[] {train, test};
     }
 
-    static void train(Options o) throws Exception {
-        int threads = o.getInt("threads", 1), batch = o.getInt("batch", 1), epochs = o.getInt("epochs", 1);
-        double lr = o.getPositiveDouble("lr");
-        long seed = o.getLong("seed");
+    /** One process, no Spark: the reference trainer. */
+    static void trainLocal(Options o) throws Exception {
+        int threads = o.getInt("threads", 1), batch = o.getInt("batch", 1);
         Backend.init(threads);
         Configuration conf = new Configuration();
         Dataset[] data = loadData(o, conf);
-        Map<String, String> settings = new LinkedHashMap<>();
-        for (String k : new String[] {"seed", "batch", "lr", "max-train"}) settings.put(k, o.get(k));
-        System.out.printf("training on %d images, testing on %d; batch %d, lr %s, seed %d, %d threads%n", data[0].size(), data[1].size(), batch,
-                o.get("lr"), seed, threads);
-        try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, lr, seed, threads)) {
-            Trainer.Config cfg = new Trainer.Config(epochs, seed, o.get("metrics-out"), o.get("step-log"), o.get("checkpoint-dir"), o.getBoolean("resume"),
-                    o.get("model-out"), o.getInt("progress-s", 0), settings);
-            new Trainer(cfg, engine, data[0].size(), conf).run();
+        System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", data[0].size(), data[1].size(), batch, threads);
+        try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
+            run(engine, o, data[0].size(), conf, "batch");
         }
+    }
+
+    /** Data-parallel on Spark. */
+    static void train(Options o) throws Exception {
+        int workers = o.getInt("workers", 1), batch = o.getInt("batch-per-worker", 1);
+        BnMode bn = BnMode.parse(o.get("bn"), workers);
+        SparkConf sparkConf = SparkSetup.configure(new SparkConf().setAppName("syncbn"));
+        String master = !o.get("master").isEmpty() ? o.get("master") : sparkConf.get("spark.master", "local[" + workers + "]");
+        sparkConf.setMaster(SparkSetup.withRetries(master));
+        int threads = Integer.parseInt(sparkConf.get("spark.task.cpus", "1"));
+        try (JavaSparkContext sc = new JavaSparkContext(sparkConf)) {
+            sc.setLogLevel("WARN");
+            Configuration conf = sc.hadoopConfiguration();
+            Dataset[] data = loadData(o, conf);
+            System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, testing on %d%n",
+                    sc.master(), workers, batch, workers * batch, bn.text(), threads, data[0].size(), data[1].size());
+            try (SparkEngine engine = new SparkEngine(sc, data[0], data[1], new SparkEngine.Settings(workers, batch, bn, o.getPositiveDouble("lr"),
+                    o.getLong("seed"), threads, o.getInt("fail-at-step", -1)))) {
+                run(engine, o, data[0].size(), conf, "workers", "batch-per-worker", "bn");
+            }
+        }
+    }
+
+    /** The epochs, as the Trainer runs them for any engine; shapeKeys: the options a resumed run must share. */
+    static void run(Engine engine, Options o, int trainSize, Configuration conf, String... shapeKeys) throws Exception {
+        int epochs = o.getInt("epochs", 1);
+        Map<String, String> settings = new LinkedHashMap<>();
+        for (String k : new String[] {"seed", "lr", "lr-schedule", "max-train"}) settings.put(k, o.get(k));
+        for (String k : shapeKeys) settings.put(k, o.get(k));
+        switch (o.get("lr-schedule")) {
+            case "constant" -> { }
+            case "cosine" -> {
+                engine.adam().withCosineDecay((long) epochs * engine.stepsPerEpoch());
+                settings.put("epochs", Integer.toString(epochs)); // the schedule's length
+            }
+            default -> throw new IllegalArgumentException("--lr-schedule must be constant or cosine, got '" + o.get("lr-schedule") + "'");
+        }
+        Trainer.Config cfg = new Trainer.Config(epochs, o.getLong("seed"), o.get("metrics-out"), o.get("step-log"), o.get("checkpoint-dir"),
+                o.getBoolean("resume"), o.get("model-out"), o.getInt("progress-s", 0), settings);
+        new Trainer(cfg, engine, trainSize, conf).run();
     }
 
     /** Training throughput at the given batch (default 64) after a warm-up, beside the machine's own matrix-product speed. */

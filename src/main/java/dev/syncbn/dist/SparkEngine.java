@@ -66,8 +66,18 @@ public final class SparkEngine implements Engine {
     }
 
     @Override
+    public Adam adam() {
+        return adam;
+    }
+
+    @Override
+    public int stepsPerEpoch() {
+        return (trainSize + s.workers() * s.batchPerWorker() - 1) / (s.workers() * s.batchPerWorker());
+    }
+
+    @Override
     public EpochResult trainEpoch(int epoch, int[] order, Progress progress) throws Exception {
-        int w = s.workers(), steps = (trainSize + w * s.batchPerWorker() - 1) / (w * s.batchPerWorker());
+        int w = s.workers(), steps = stepsPerEpoch();
         float[] state = floats(net.state);
         float[][] states = new float[w][];
         for (int r = 0; r < w; r++) states[r] = state;

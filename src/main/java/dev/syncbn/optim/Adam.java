@@ -14,6 +14,8 @@ public final class Adam {
     /** First and second moment estimates, laid out like the parameters. */
     public final Buf m, v;
     private long step;
+    /** 0: constant learning rate; otherwise cosine decay from lr to 0 over this many steps. */
+    private long cosineSteps;
 
     public Adam(Buf params, double lr, double beta1, double beta2, double eps) {
         if (!(lr > 0)) throw new IllegalArgumentException("learning rate must be positive, got " + lr);
@@ -29,6 +31,19 @@ public final class Adam {
         this(params, lr, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS);
     }
 
+    /** Decays the learning rate along half a cosine, from lr at step 1 to 0 after totalSteps (torch's CosineAnnealingLR with eta_min 0). */
+    public Adam withCosineDecay(long totalSteps) {
+        if (totalSteps < 1) throw new IllegalArgumentException("cosine decay needs at least one step, got " + totalSteps);
+        this.cosineSteps = totalSteps;
+        return this;
+    }
+
+    /** The learning rate of step t (1-based). */
+    public double lrAt(long t) {
+        if (cosineSteps == 0) return lr;
+        return lr * 0.5 * (1 + Math.cos(Math.PI * Math.min(t - 1, cosineSteps) / cosineSteps));
+    }
+
     public long step() {
         return step;
     }
@@ -41,7 +56,7 @@ public final class Adam {
     public void apply(Buf params, Buf grads) {
         step++;
         double c1 = 1 - Math.pow(beta1, step), c2 = 1 - Math.pow(beta2, step);
-        double sqrtC2 = Math.sqrt(c2);
+        double sqrtC2 = Math.sqrt(c2), lrNow = lrAt(step);
         for (int i = 0; i < params.length(); i++) {
             double g = grads.get(i);
             double mi = beta1 * m.get(i) + (1 - beta1) * g;
@@ -49,7 +64,7 @@ public final class Adam {
             m.set(i, mi);
             v.set(i, vi);
             // PyTorch: denom = sqrt(v) / sqrt(1 - b2^t) + eps; p -= (lr / (1 - b1^t)) * m / denom
-            params.add(i, -(lr / c1) * mi / (Math.sqrt(vi) / sqrtC2 + eps));
+            params.add(i, -(lrNow / c1) * mi / (Math.sqrt(vi) / sqrtC2 + eps));
         }
     }
 }

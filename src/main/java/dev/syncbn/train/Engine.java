@@ -35,6 +35,12 @@ public interface Engine extends AutoCloseable {
     /** The current model, as it would be saved after `epochsDone` epochs. */
     ModelFile snapshot(int epochsDone, Map<String, String> settings);
 
+    /** The driver's optimizer (its schedule may be set before training). */
+    dev.syncbn.optim.Adam adam();
+
+    /** Optimizer steps in one epoch. */
+    int stepsPerEpoch();
+
     /** Continues from a saved model. */
     void restore(ModelFile model);
 

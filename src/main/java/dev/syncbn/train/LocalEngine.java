@@ -50,6 +50,16 @@ public final class LocalEngine implements Engine {
 
 
     @Override
+    public Adam adam() {
+        return adam;
+    }
+
+    @Override
+    public int stepsPerEpoch() {
+        return (train.size() + batch - 1) / batch;
+    }
+
+    @Override
     public Totals evaluate() {
         return evaluate(net, test, labels);
     }

@@ -15,7 +15,7 @@ class OptionsTest {
         int begin = readme.indexOf("<!-- options:begin -->\n"), end = readme.indexOf("<!-- options:end -->");
         assertTrue(begin >= 0 && end > begin, "README.md lacks the options markers");
         assertEquals(Options.markdownTable(), readme.substring(begin + "<!-- options:begin -->\n".length(), end),
-                "README options table is stale: regenerate it with `jobs/train-local.sh help --markdown`");
+                "README options table is stale: regenerate it with `jobs/syncbn.sh help --markdown`");
     }
 
     @Test

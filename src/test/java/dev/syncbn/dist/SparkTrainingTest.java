@@ -148,6 +148,27 @@ class SparkTrainingTest {
         assertArrayEquals(straight.params(), runSpark(320, 2, 16, "sync", 1, -1).params(), "two identical runs");
     }
 
+    @org.junit.jupiter.api.io.TempDir
+    java.nio.file.Path dir;
+
+    private float[] trainWithTrainer(int epochs, String ckpt, boolean resume) throws Exception {
+        try (SparkEngine e = new SparkEngine(sc, train.head(192), test, new SparkEngine.Settings(2, 16, BnMode.parse("local", 2), 1e-3, 7, 1, -1))) {
+            e.adam().withCosineDecay(3L * e.stepsPerEpoch());
+            new dev.syncbn.train.Trainer(new dev.syncbn.train.Trainer.Config(epochs, 7, "", "", ckpt, resume, "", 0, Map.of("bn", "local")), e, 192,
+                    new org.apache.hadoop.conf.Configuration()).run();
+            return e.snapshot(epochs, Map.of()).params();
+        }
+    }
+
+    @Test
+    void resumedRunEqualsUninterruptedRun() throws Exception {
+        // local BN, so the end-of-epoch averaging of running statistics is part of what must carry over
+        float[] straight = trainWithTrainer(3, dir.resolve("a").toString(), false);
+        String ckpt = dir.resolve("b").toString();
+        trainWithTrainer(1, ckpt, false);
+        assertArrayEquals(straight, trainWithTrainer(3, ckpt, true));
+    }
+
     @Test
     void configurationsThatCannotRunAreRefusedBeforeStarting() {
         Dataset d = train.head(64);

@@ -33,6 +33,17 @@ class AdamTest {
     }
 
     @Test
+    void cosineDecayFollowsHalfACosineToZero() {
+        Buf params = Buf.zeros(DataType.DOUBLE, 1);
+        Adam adam = new Adam(params, 0.01).withCosineDecay(4);
+        assertEquals(0.01, adam.lrAt(1), 1e-15);
+        assertEquals(0.01 * 0.5 * (1 + Math.cos(Math.PI / 4)), adam.lrAt(2), 1e-15);
+        assertEquals(0.005, adam.lrAt(3), 1e-15);
+        assertEquals(0, adam.lrAt(5), 1e-15);
+        assertEquals(0.01, new Adam(params, 0.01).lrAt(1000), 0);
+    }
+
+    @Test
     void rejectsBadLearningRate() {
         Buf params = Buf.zeros(DataType.FLOAT, 2);
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Adam(params, 0));

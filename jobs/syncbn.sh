@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Runs any command of the application in this JVM: jobs/syncbn.sh help, jobs/syncbn.sh help --markdown, ...
+source "$(dirname "$0")/common.sh"
+run_main "$@"
