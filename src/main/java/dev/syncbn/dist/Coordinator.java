@@ -64,6 +64,7 @@ public final class Coordinator implements AutoCloseable {
     private StepHandler handler;
     private int epoch = -1, stepsInEpoch, step, attempt = -1;
     private float[] params;
+    private byte[] paramsFrame; // the PARAMS reply for the current parameters, built once for all replicas
     private float[][] replicaStates;
     private final double[][] grads;
     private final float[][] pendingStates;
@@ -92,6 +93,7 @@ public final class Coordinator implements AutoCloseable {
         this.bnWaitS = new double[workers];
         new SecureRandom().nextBytes(secret);
         server = new ServerSocket();
+        server.setReceiveBufferSize(Wire.SOCKET_BUFFER); // inherited by accepted sockets; must precede bind
         server.bind(new InetSocketAddress(InetAddress.getByName(bindHost), 0), 64);
         acceptor = new Thread(this::acceptLoop, "coordinator-accept");
         acceptor.setDaemon(true);
@@ -169,6 +171,7 @@ public final class Coordinator implements AutoCloseable {
         String who = socket.getRemoteSocketAddress().toString();
         try (socket) {
             socket.setTcpNoDelay(true);
+            socket.setSendBufferSize(Wire.SOCKET_BUFFER);
             socket.setSoTimeout(30_000); // a silent stranger does not hold a thread for ever
             DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
@@ -272,7 +275,7 @@ public final class Coordinator implements AutoCloseable {
         if (count < 0 || right < 0 || right > count || !Double.isFinite(compute) || !Double.isFinite(bnWait)) {
             throw new Wire.ProtocolException("implausible gradient report (count " + count + ", correct " + right + ")");
         }
-        float[] reply;
+        byte[] reply;
         synchronized (this) {
             checkLive(myAttempt, frameEpoch, frameStep);
             if (grads[rank] != null) throw new Wire.ProtocolException("second gradient for step " + frameStep);
@@ -290,9 +293,10 @@ public final class Coordinator implements AutoCloseable {
                 wait();
                 if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
             }
-            reply = params;
+            reply = paramsFrame;
         }
-        new Wire.Out(Wire.PARAMS).floats(reply).send(out);
+        out.write(reply);
+        out.flush();
     }
 
     /** All gradients of the current step are in (called holding the lock). */
@@ -313,12 +317,13 @@ public final class Coordinator implements AutoCloseable {
             StepReport report = new StepReport(epoch, step, sum, count, loss, right, pendingStates.clone(), compute, bnWait);
             long t0 = System.nanoTime();
             params = handler.apply(report).clone();
+            paramsFrame = new Wire.Out(Wire.PARAMS).floats(params).toBytes();
             long t1 = System.nanoTime();
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
             for (int r = 0; r < workers; r++) replicaStates[r] = pendingStates[r];
             step++;
             handler.stepDone(report, new StepTimes(compute, bnWait, Math.max(0, wall - compute - bnWait - update), update));
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | IOException e) {
             failure = "driver update of epoch " + epoch + " step " + step + " failed: " + e.getMessage();
             LOG.severe(failure);
             attempt = Integer.MAX_VALUE; // no replica of this epoch goes on

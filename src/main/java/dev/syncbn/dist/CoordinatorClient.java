@@ -36,6 +36,8 @@ final class CoordinatorClient implements BnReducer, AutoCloseable {
         this.bnChannels = bnChannels;
         this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
         socket = new Socket();
+        socket.setReceiveBufferSize(Wire.SOCKET_BUFFER);
+        socket.setSendBufferSize(Wire.SOCKET_BUFFER);
         socket.connect(new InetSocketAddress(host, port), 30_000);
         socket.setTcpNoDelay(true);
         in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));

@@ -36,8 +36,8 @@ final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, Evaluat
         Backend.init(threads);
         Totals total = new Totals(0, 0, 0);
         try (ConvNet net = new ConvNet(spec, BATCH, threads, DataType.FLOAT)) {
-            Worker.copy(params, net.params);
-            Worker.copy(state, net.state);
+            net.params.copyFrom(params);
+            net.state.copyFrom(state);
             int[] labels = new int[BATCH];
             while (blocks.hasNext()) {
                 Engine.Totals t = LocalEngine.evaluate(net, blocks.next().dataset(), labels);

@@ -147,7 +147,7 @@ public final class SparkEngine implements Engine {
 
     static float[] floats(dev.syncbn.nn.Buf b) {
         float[] out = new float[b.length()];
-        Worker.copy(b, out);
+        b.copyTo(out);
         return out;
     }
 

@@ -4,6 +4,7 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 
 /**
  * The coordination service's frames: int length (of what follows), byte type, payload. Plain binary,
@@ -13,6 +14,8 @@ import java.io.IOException;
 final class Wire {
     static final byte HELLO = 1, WELCOME = 2, BN = 3, BN_SUM = 4, GRAD = 5, PARAMS = 6, REFUSED = 7;
     static final int SECRET_BYTES = 32;
+    /** Room for a whole gradient frame in the kernel's socket buffers, so a step's exchange needs no flow-control round trips. */
+    static final int SOCKET_BUFFER = 1 << 20;
 
     private Wire() {}
 
@@ -33,7 +36,9 @@ final class Wire {
 
         Out floats(float[] a) throws IOException {
             data.writeInt(a.length);
-            for (float f : a) data.writeFloat(f);
+            byte[] b = new byte[4 * a.length];
+            ByteBuffer.wrap(b).asFloatBuffer().put(a); // big-endian, like the rest of the frame
+            data.write(b);
             return this;
         }
 
@@ -44,10 +49,17 @@ final class Wire {
         }
 
         void send(DataOutputStream out) throws IOException {
-            data.flush();
-            out.writeInt(bytes.size());
-            bytes.writeTo(out);
+            out.write(toBytes());
             out.flush();
+        }
+
+        /** The whole frame, length first, ready to be written. */
+        byte[] toBytes() throws IOException {
+            data.flush();
+            byte[] frame = new byte[4 + bytes.size()];
+            ByteBuffer.wrap(frame).putInt(bytes.size());
+            System.arraycopy(bytes.toByteArray(), 0, frame, 4, bytes.size());
+            return frame;
         }
     }
 
@@ -63,8 +75,10 @@ final class Wire {
     static float[] floats(DataInputStream in, int expected) throws IOException {
         int n = in.readInt();
         if (n != expected) throw new ProtocolException("vector of " + n + " floats, expected " + expected);
+        byte[] b = new byte[4 * n];
+        in.readFully(b);
         float[] a = new float[n];
-        for (int i = 0; i < n; i++) a[i] = in.readFloat();
+        ByteBuffer.wrap(b).asFloatBuffer().get(a);
         return a;
     }
 

@@ -53,8 +53,8 @@ public final class Worker extends AbstractFunction1<Iterator<Blocks.Part>, Itera
                 CoordinatorClient client = new CoordinatorClient(job.host(), job.port(), job.secret(), rank, job.epoch(), attempt, net.paramCount(),
                         net.state.length(), bnChannels(job.spec()), ctx::isInterrupted)) {
             CoordinatorClient.Welcome welcome = client.welcome();
-            copy(welcome.params(), net.params);
-            copy(welcome.state(), net.state);
+            net.params.copyFrom(welcome.params());
+            net.state.copyFrom(welcome.state());
             net.setReducer(job.bn().synced() ? client : BnReducer.LOCAL);
             int steps = (job.trainSize() + w * b - 1) / (w * b);
             int[] order = new int[mine.size()];
@@ -79,9 +79,9 @@ public final class Worker extends AbstractFunction1<Iterator<Blocks.Part>, Itera
                 }
                 double bnWait = client.takeBnWaitSeconds();
                 double compute = (System.nanoTime() - t0) / 1e9 - bnWait;
-                copy(net.grads, grads);
-                copy(net.state, state);
-                copy(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, state), net.params);
+                net.grads.copyTo(grads);
+                net.state.copyTo(state);
+                net.params.copyFrom(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, state));
             }
         }
     }
@@ -90,11 +90,4 @@ public final class Worker extends AbstractFunction1<Iterator<Blocks.Part>, Itera
         return spec.convWidths();
     }
 
-    static void copy(float[] src, Buf dst) {
-        for (int i = 0; i < src.length; i++) dst.set(i, src[i]);
-    }
-
-    static void copy(Buf src, float[] dst) {
-        for (int i = 0; i < dst.length; i++) dst[i] = (float) src.get(i);
-    }
 }

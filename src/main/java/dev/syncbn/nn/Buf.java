@@ -69,6 +69,12 @@ public abstract class Buf {
         return flat.get(NDArrayIndex.interval(offset, offset + n)).reshape(shape);
     }
 
+    /** Copies the first dst.length values into dst (a bulk copy in float precision). */
+    public abstract void copyTo(float[] dst);
+
+    /** Overwrites the first src.length values with src (a bulk copy in float precision). */
+    public abstract void copyFrom(float[] src);
+
     public final double[] toDoubleArray() {
         double[] out = new double[length()];
         for (int i = 0; i < out.length; i++) out[i] = get(i);
@@ -96,6 +102,16 @@ public abstract class Buf {
         public void set(int i, double v) {
             data.put(i, (float) v);
         }
+
+        @Override
+        public void copyTo(float[] dst) {
+            data.get(0, dst);
+        }
+
+        @Override
+        public void copyFrom(float[] src) {
+            data.put(0, src);
+        }
     }
 
     private static final class F64 extends Buf {
@@ -114,6 +130,16 @@ public abstract class Buf {
         @Override
         public void set(int i, double v) {
             data.put(i, v);
+        }
+
+        @Override
+        public void copyTo(float[] dst) {
+            for (int i = 0; i < dst.length; i++) dst[i] = (float) data.get(i);
+        }
+
+        @Override
+        public void copyFrom(float[] src) {
+            for (int i = 0; i < src.length; i++) data.put(i, src[i]);
         }
     }
 }
