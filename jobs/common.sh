@@ -13,6 +13,7 @@ build_if_needed() {
   if [ ! -f "$stamp" ] || [ ! -f "$JAR" ] || [ -n "$(find "$ROOT/src/main" "$ROOT/pom.xml" -newer "$stamp" -print -quit)" ]; then
     echo "building (mvn package) ..." >&2
     (cd "$ROOT" && mvn -q -B -DskipTests package dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) >&2
+    touch "$stamp"
   fi
   CLASSPATH="$ROOT/target/classes:$(cat "$stamp")"
   export CLASSPATH

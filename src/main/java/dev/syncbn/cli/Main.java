@@ -1,7 +1,13 @@
 package dev.syncbn.cli;
 
 import dev.syncbn.data.Dataset;
-import dev.syncbn.data.IdxReader;
+import dev.syncbn.data.DataSource;
+import dev.syncbn.data.ParquetData;
+import dev.syncbn.dist.Blocks;
+import dev.syncbn.dist.Evaluator;
+import dev.syncbn.train.ModelFile;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.sql.SparkSession;
 import dev.syncbn.data.Shuffle;
 import dev.syncbn.dist.BnMode;
 import dev.syncbn.dist.SparkEngine;
@@ -32,7 +38,7 @@ public final class Main {
             return;
         }
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
-            System.out.println("usage: syncbn train|train-local|bench [options]\n" + Options.help());
+            System.out.println("usage: syncbn train|train-local|prepare|evaluate|bench [options]\n" + Options.help());
             return;
         }
         Options o;
@@ -45,7 +51,7 @@ public final class Main {
         }
         try {
             dispatch(args[0], o);
-        } catch (IllegalArgumentException e) {
+        } catch (IllegalArgumentException | java.io.IOException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(2);
         }
@@ -55,17 +61,20 @@ public final class Main {
         switch (command) {
             case "train" -> train(o);
             case "train-local" -> trainLocal(o);
+            case "prepare" -> prepare(o);
+            case "evaluate" -> evaluate(o);
             case "bench" -> bench(o);
             default -> {
-                System.err.println("error: unknown command '" + command + "' (train, train-local, bench)");
+                System.err.println("error: unknown command '" + command + "' (train, train-local, prepare, evaluate, bench)");
                 System.exit(2);
             }
         }
     }
 
-    static Dataset[] loadData(Options o, Configuration conf) throws java.io.IOException {
-        Dataset train = IdxReader.readSplit(o.get("data"), "train", conf);
-        Dataset test = IdxReader.readSplit(o.get("data"), "t10k", conf);
+    /** The train and test splits of --data, cut to --max-train and --max-test; spark reads prepared (Parquet) data. */
+    static Dataset[] loadData(Options o, Configuration conf, java.util.function.Supplier<SparkSession> spark) throws java.io.IOException {
+        Dataset train = DataSource.read(o.get("data"), "train", conf, spark);
+        Dataset test = DataSource.read(o.get("data"), "t10k", conf, spark);
         int maxTrain = o.getInt("max-train", 0), maxTest = o.getInt("max-test", 0);
         if (maxTrain > 0) train = train.head(maxTrain);
         if (maxTest > 0) test = test.head(maxTest);
@@ -77,11 +86,75 @@ public final class Main {
         int threads = o.getInt("threads", 1), batch = o.getInt("batch", 1);
         Backend.init(threads);
         Configuration conf = new Configuration();
-        Dataset[] data = loadData(o, conf);
+        Dataset[] data = loadData(o, conf, Main::localSpark);
         System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", data[0].size(), data[1].size(), batch, threads);
         try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
             run(engine, o, data[0].size(), conf, "batch");
         }
+    }
+
+    /** A one-thread local Spark session, only for reading prepared (Parquet) data in a command that has no Spark otherwise. */
+    static SparkSession localSpark() {
+        return SparkSession.builder().config(SparkSetup.configure(new SparkConf().setMaster("local[1]").setAppName("syncbn-read"))).getOrCreate();
+    }
+
+    /** A Spark session as spark-submit (or --master) configured it. */
+    static SparkSession spark(Options o, String name, int defaultCores) {
+        SparkConf conf = SparkSetup.configure(new SparkConf().setAppName(name));
+        String master = !o.get("master").isEmpty() ? o.get("master") : conf.get("spark.master", "local[" + defaultCores + "]");
+        conf.setMaster(SparkSetup.withRetries(master));
+        SparkSession s = SparkSession.builder().config(conf).getOrCreate();
+        s.sparkContext().setLogLevel("WARN");
+        return s;
+    }
+
+    /** Raw data (IDX or CIFAR-10 binary) to Parquet files on any Hadoop file system. */
+    static void prepare(Options o) throws Exception {
+        if (o.get("output").isEmpty()) throw new IllegalArgumentException("prepare needs --output DIR");
+        try (SparkSession spark = spark(o, "syncbn-prepare", 2)) {
+            Configuration conf = spark.sparkContext().hadoopConfiguration();
+            String in = o.get("input");
+            if (DataSource.isPrepared(in, conf)) throw new IllegalArgumentException("--input " + in + " is already prepared data");
+            Dataset train = DataSource.read(in, "train", conf, () -> spark), test = DataSource.read(in, "t10k", conf, () -> spark);
+            ParquetData.prepare(spark, train, test, o.get("output"), o.getInt("files", 1), o.getBoolean("overwrite"));
+            System.out.printf("prepared %d training and %d test images (%dx%dx%d) from %s into %s (%d Parquet files per split)%n", train.size(), test.size(),
+                    train.channels(), train.height(), train.width(), in, o.get("output"), o.getInt("files", 1));
+        }
+    }
+
+    /** Loss, accuracy and confusion matrix of a saved model on a split of --data, evaluated in Spark. */
+    static void evaluate(Options o) throws Exception {
+        if (o.get("model").isEmpty()) throw new IllegalArgumentException("evaluate needs --model PATH");
+        String split = o.get("split");
+        if (!split.equals("test") && !split.equals("train")) throw new IllegalArgumentException("--split must be test or train, got '" + split + "'");
+        try (SparkSession spark = spark(o, "syncbn-evaluate", 2); JavaSparkContext sc = new JavaSparkContext(spark.sparkContext())) {
+            Configuration conf = sc.hadoopConfiguration();
+            ModelFile model = ModelFile.load(o.get("model"), conf);
+            Dataset data = DataSource.read(o.get("data"), split.equals("test") ? "t10k" : "train", conf, () -> spark);
+            if (data.channels() != model.spec().channels() || data.height() != model.spec().height() || data.width() != model.spec().width()) {
+                throw new IllegalArgumentException("the model " + o.get("model") + " takes " + model.spec().channels() + "x" + model.spec().height() + "x"
+                        + model.spec().width() + " images, --data " + o.get("data") + " has " + data.channels() + "x" + data.height() + "x" + data.width());
+            }
+            int parts = Math.max(1, sc.defaultParallelism());
+            JavaRDD<Blocks.Block> blocks = sc.parallelize(Blocks.split(data, parts), parts);
+            int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+            Evaluator.Totals t = SparkEngine.evaluate(blocks, model.spec(), model.params(), model.state(), threads);
+            System.out.print(evaluationReport(o.get("model"), split, t, model.spec().classes()));
+        }
+    }
+
+    static String evaluationReport(String model, String split, Evaluator.Totals t, int k) {
+        StringBuilder b = new StringBuilder(String.format(java.util.Locale.ROOT, "model %s on %s split: %d images, loss %.4f, accuracy %.4f%n", model, split,
+                t.count(), t.lossSum() / t.count(), (double) t.correct() / t.count()));
+        b.append("confusion matrix (rows: true class, columns: predicted)\n      ");
+        for (int j = 0; j < k; j++) b.append(String.format("%6d", j));
+        b.append('\n');
+        for (int i = 0; i < k; i++) {
+            b.append(String.format("%6d", i));
+            for (int j = 0; j < k; j++) b.append(String.format("%6d", t.confusion()[i * k + j]));
+            b.append('\n');
+        }
+        return b.toString();
     }
 
     /** Data-parallel on Spark. */
@@ -95,7 +168,7 @@ public final class Main {
         try (JavaSparkContext sc = new JavaSparkContext(sparkConf)) {
             sc.setLogLevel("WARN");
             Configuration conf = sc.hadoopConfiguration();
-            Dataset[] data = loadData(o, conf);
+            Dataset[] data = loadData(o, conf, () -> SparkSession.builder().sparkContext(sc.sc()).getOrCreate());
             System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, testing on %d%n",
                     sc.master(), workers, batch, workers * batch, bn.text(), threads, data[0].size(), data[1].size());
             try (SparkEngine engine = new SparkEngine(sc, data[0], data[1], new SparkEngine.Settings(workers, batch, bn, o.getPositiveDouble("lr"),
@@ -130,7 +203,7 @@ public final class Main {
         int warmup = o.getInt("warmup-steps", 0), steps = o.getInt("steps", 1);
         Backend.init(threads);
         System.out.println("ND4J oneDNN build: " + Backend.isOneDnn() + ", threads " + threads);
-        Dataset[] data = loadData(o, new Configuration());
+        Dataset[] data = loadData(o, new Configuration(), Main::localSpark);
         try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
             int[] shuffled = Shuffle.order(data[0].size(), o.getLong("seed"), 1);
             int[] order = new int[(warmup + steps) * batch];

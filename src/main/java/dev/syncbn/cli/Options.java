@@ -12,7 +12,13 @@ public final class Options {
     public record Option(String name, String defaultValue, String help) {}
 
     public static final List<Option> ALL = List.of(
-            new Option("data", "/usr/share/datasets/fashion-mnist", "training/test data: a directory of MNIST-format IDX files (.gz or plain); local path or hdfs://"),
+            new Option("data", "/usr/share/datasets/fashion-mnist", "training/test data: a directory prepared by prepare (Parquet), of MNIST-format IDX files (.gz or plain), or of CIFAR-10 binary batches; local path or hdfs://"),
+            new Option("input", "/usr/share/datasets/fashion-mnist", "prepare: the raw data (IDX or CIFAR-10 binary directory)"),
+            new Option("output", "", "prepare: the directory to write (Parquet); compare-bn: the report directory"),
+            new Option("files", "4", "prepare: Parquet files per split"),
+            new Option("overwrite", "false", "prepare: replace an existing output directory"),
+            new Option("model", "", "evaluate: the saved model to load (local path or hdfs://)"),
+            new Option("split", "test", "evaluate: which split of --data to evaluate, test or train"),
             new Option("epochs", "10", "number of epochs to train"),
             new Option("batch", "64", "train-local: mini-batch size"),
             new Option("master", "", "train: Spark master (default: what spark-submit set, else local[W]); local[N] runs as local[N,4] so a failed barrier stage is retried"),

@@ -12,10 +12,13 @@ import org.apache.spark.api.java.function.FlatMapFunction;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /** Evaluation of one block of test samples in evaluation mode, on an executor. */
-final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, Evaluator.Totals> {
-    record Totals(double lossSum, long correct, long count) implements Serializable {
+public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, Evaluator.Totals> {
+    /** Sums over test samples; confusion[label * classes + predicted]. */
+    public record Totals(double lossSum, long correct, long count, long[] confusion) implements Serializable {
         Totals plus(Totals o) {
-            return new Totals(lossSum + o.lossSum, correct + o.correct, count + o.count);
+            long[] c = confusion.clone();
+            for (int i = 0; i < c.length; i++) c[i] += o.confusion[i];
+            return new Totals(lossSum + o.lossSum, correct + o.correct, count + o.count, c);
         }
     }
 
@@ -34,16 +37,17 @@ final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, Evaluat
     @Override
     public Iterator<Totals> call(Iterator<Blocks.Block> blocks) {
         Backend.init(threads);
-        Totals total = new Totals(0, 0, 0);
+        long[] confusion = new long[spec.classes() * spec.classes()];
+        Engine.Totals total = new Engine.Totals(0, 0, 0);
         try (ConvNet net = new ConvNet(spec, BATCH, threads, DataType.FLOAT)) {
             net.params.copyFrom(params);
             net.state.copyFrom(state);
             int[] labels = new int[BATCH];
             while (blocks.hasNext()) {
-                Engine.Totals t = LocalEngine.evaluate(net, blocks.next().dataset(), labels);
-                total = total.plus(new Totals(t.lossSum(), t.correct(), t.count()));
+                Engine.Totals t = LocalEngine.evaluate(net, blocks.next().dataset(), labels, confusion);
+                total = new Engine.Totals(total.lossSum() + t.lossSum(), total.correct() + t.correct(), total.count() + t.count());
             }
         }
-        return Collections.singletonList(total).iterator();
+        return Collections.singletonList(new Totals(total.lossSum(), total.correct(), total.count(), confusion)).iterator();
     }
 }

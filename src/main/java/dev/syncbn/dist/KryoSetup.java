@@ -17,6 +17,7 @@ public final class KryoSetup implements KryoRegistrator {
         kryo.register(byte[].class);
         kryo.register(float[].class);
         kryo.register(double[].class);
+        kryo.register(long[].class);
         kryo.register(Blocks.Block.class, new Serializer<Blocks.Block>() {
             @Override
             public void write(Kryo k, Output out, Blocks.Block b) {
@@ -58,11 +59,15 @@ public final class KryoSetup implements KryoRegistrator {
                 out.writeDouble(t.lossSum());
                 out.writeLong(t.correct());
                 out.writeLong(t.count());
+                out.writeInt(t.confusion().length);
+                out.writeLongs(t.confusion());
             }
 
             @Override
             public Evaluator.Totals read(Kryo k, Input in, Class<Evaluator.Totals> type) {
-                return new Evaluator.Totals(in.readDouble(), in.readLong(), in.readLong());
+                double loss = in.readDouble();
+                long correct = in.readLong(), count = in.readLong();
+                return new Evaluator.Totals(loss, correct, count, in.readLongs(in.readInt()));
             }
         });
     }

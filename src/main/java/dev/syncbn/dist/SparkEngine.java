@@ -130,9 +130,13 @@ public final class SparkEngine implements Engine {
 
     @Override
     public Totals evaluate() {
-        Evaluator.Totals t = testBlocks.mapPartitions(new Evaluator(spec, floats(net.params), floats(net.state), s.threadsPerTask()))
-                .reduce(Evaluator.Totals::plus);
+        Evaluator.Totals t = evaluate(testBlocks, spec, floats(net.params), floats(net.state), s.threadsPerTask());
         return new Totals(t.lossSum(), t.correct(), t.count());
+    }
+
+    /** Evaluation of a model over blocks of samples, one task per block, summed on the driver. */
+    public static Evaluator.Totals evaluate(JavaRDD<Blocks.Block> blocks, NetSpec spec, float[] params, float[] state, int threads) {
+        return blocks.mapPartitions(new Evaluator(spec, params, state, threads)).reduce(Evaluator.Totals::plus);
     }
 
     @Override

@@ -2,17 +2,20 @@ package dev.syncbn.dist;
 
 import org.apache.spark.SparkConf;
 
-/** The Spark settings the job relies on, applied to every SparkConf it creates (driver and tests). */
+/** The Spark settings the job relies on (conf/spark-defaults.conf), applied to every SparkConf it creates (driver and tests). */
 public final class SparkSetup {
     private SparkSetup() {}
 
+    /** Applies conf/spark-defaults.conf (packed in the jar) to every setting conf does not have yet. */
     public static SparkConf configure(SparkConf conf) {
-        conf.set("spark.serializer", "org.apache.spark.serializer.KryoSerializer");
-        conf.set("spark.kryo.registrationRequired", "true");
-        conf.set("spark.kryo.registrator", KryoSetup.class.getName());
-        conf.setIfMissing("spark.ui.enabled", "false");
-        // libgomp in the executors reads this once at load (see Backend.init)
-        conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "PASSIVE");
+        java.util.Properties defaults = new java.util.Properties();
+        try (java.io.InputStream in = SparkSetup.class.getResourceAsStream("/dev/syncbn/spark-defaults.conf")) {
+            if (in == null) throw new IllegalStateException("spark-defaults.conf is missing from the class path (the build copies conf/ into the jar)");
+            defaults.load(in);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        for (String key : defaults.stringPropertyNames()) conf.setIfMissing(key, defaults.getProperty(key).trim());
         return conf;
     }
 

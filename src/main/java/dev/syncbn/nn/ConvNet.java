@@ -112,6 +112,17 @@ public final class ConvNet implements AutoCloseable {
         return r;
     }
 
+    /** The predicted class (argmax of the logits) of each of the n samples of the last forward. */
+    public void lastPredictions(int n, int[] out) {
+        Buf logits = ((Linear) layers.get(layers.size() - 1)).forwardOutput();
+        int k = spec.classes();
+        for (int s = 0; s < n; s++) {
+            int best = 0;
+            for (int j = 1; j < k; j++) if (logits.get(s * k + j) > logits.get(s * k + best)) best = j;
+            out[s] = best;
+        }
+    }
+
     /** Loss and correct count of n samples in evaluation mode (running statistics, no gradient). */
     public SoftmaxCrossEntropy.Result evaluate(int n, int[] labels) {
         return loss.apply(forward(n, false), labels, n, 1, false);

@@ -57,6 +57,11 @@ public final class Linear implements Layer {
         return out;
     }
 
+    /** The buffer the forward writes its outputs to. */
+    public Buf forwardOutput() {
+        return out;
+    }
+
     @Override
     public Buf backward(Buf dy, int n) {
         if (n == 0) {

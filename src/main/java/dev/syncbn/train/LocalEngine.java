@@ -61,11 +61,15 @@ public final class LocalEngine implements Engine {
 
     @Override
     public Totals evaluate() {
-        return evaluate(net, test, labels);
+        return evaluate(net, test, labels, null);
     }
 
-    /** Loss and accuracy of net in evaluation mode on all of data, in batches of net.maxBatch. */
-    public static Totals evaluate(ConvNet net, Dataset data, int[] labels) {
+    /**
+     * Loss and accuracy of net in evaluation mode on all of data, in batches of net.maxBatch; if confusion is
+     * not null, adds each sample to confusion[label * classes + predicted].
+     */
+    public static Totals evaluate(ConvNet net, Dataset data, int[] labels, long[] confusion) {
+        int[] predicted = new int[net.maxBatch];
         int[] order = new int[data.size()];
         for (int i = 0; i < order.length; i++) order[i] = i;
         double lossSum = 0;
@@ -74,6 +78,10 @@ public final class LocalEngine implements Engine {
             int n = Math.min(net.maxBatch, order.length - from);
             data.fill(order, from, n, net.input, labels);
             SoftmaxCrossEntropy.Result r = net.evaluate(n, labels);
+            if (confusion != null) {
+                net.lastPredictions(n, predicted);
+                for (int i = 0; i < n; i++) confusion[labels[i] * net.spec.classes() + predicted[i]]++;
+            }
             lossSum += r.lossSum();
             correct += r.correct();
         }

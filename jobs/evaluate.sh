@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Loss, accuracy and confusion matrix of a saved model, in Spark. Example:
+#   jobs/evaluate.sh --model out/model.bin --data out/fashion-parquet --split test
+source "$(dirname "$0")/common.sh"
+submit_main evaluate "$@"

@@ -1,0 +1,96 @@
+package dev.syncbn.data;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+
+/**
+ * Prepared data: DIR/train and DIR/test, each a set of Parquet files with one row per image
+ * (index, label, image bytes, channels, height, width), and a marker file DIR/_SYNCBN_PREPARED written
+ * last. The whole directory is written under a temporary name and renamed into place.
+ */
+public final class ParquetData {
+    public static final String MARKER = "_SYNCBN_PREPARED";
+    static final StructType SCHEMA = new StructType()
+            .add("index", DataTypes.IntegerType, false)
+            .add("label", DataTypes.IntegerType, false)
+            .add("image", DataTypes.BinaryType, false)
+            .add("channels", DataTypes.IntegerType, false)
+            .add("height", DataTypes.IntegerType, false)
+            .add("width", DataTypes.IntegerType, false);
+
+    private ParquetData() {}
+
+    /** Writes train and test into `files` Parquet files each under out; refuses an existing out unless overwrite. */
+    public static void prepare(SparkSession spark, Dataset train, Dataset test, String out, int files, boolean overwrite) throws IOException {
+        if (files < 1) throw new IllegalArgumentException("--files must be at least 1, got " + files);
+        Configuration conf = spark.sparkContext().hadoopConfiguration();
+        Path target = new Path(out);
+        FileSystem fs = target.getFileSystem(conf);
+        if (fs.exists(target) && !overwrite) throw new IOException(out + " exists; pass --overwrite to replace it");
+        Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
+        try {
+            write(spark, train, new Path(tmp, "train").toString(), files);
+            write(spark, test, new Path(tmp, "test").toString(), files);
+            try (var marker = fs.create(new Path(tmp, MARKER))) {
+                marker.write(("train " + train.size() + "\ntest " + test.size() + "\nshape " + train.channels() + "x" + train.height() + "x" + train.width()
+                        + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            }
+            if (fs.exists(target) && !fs.delete(target, true)) throw new IOException("could not remove the old " + out);
+            if (!fs.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + out);
+        } finally {
+            if (fs.exists(tmp)) fs.delete(tmp, true);
+        }
+    }
+
+    private static void write(SparkSession spark, Dataset d, String path, int files) {
+        List<Row> rows = new ArrayList<>(d.size());
+        int size = d.sampleSize();
+        for (int i = 0; i < d.size(); i++) {
+            rows.add(RowFactory.create(i, d.label(i), java.util.Arrays.copyOfRange(d.pixels(), i * size, (i + 1) * size), d.channels(), d.height(),
+                    d.width()));
+        }
+        spark.createDataFrame(rows, SCHEMA).repartition(files).write().mode(SaveMode.ErrorIfExists).parquet(path);
+    }
+
+    /** Reads DIR/part ("train" or "test"); rows are put back in index order and checked. */
+    public static Dataset read(SparkSession spark, String dir, String part) throws IOException {
+        String path = new Path(dir, part).toString();
+        List<Row> rows;
+        try {
+            rows = spark.read().schema(SCHEMA).parquet(path).collectAsList();
+        } catch (RuntimeException e) {
+            throw new IOException(path + ": not readable as prepared Parquet data: " + e.getMessage(), e);
+        }
+        if (rows.isEmpty()) throw new IOException(path + ": no images");
+        Row first = rows.get(0);
+        int c = first.getInt(3), h = first.getInt(4), w = first.getInt(5), size = c * h * w, n = rows.size();
+        if (c < 1 || h < 1 || w < 1 || (long) c * h * w > 1 << 20) throw new IOException(path + ": implausible image shape " + c + "x" + h + "x" + w);
+        byte[] pixels = new byte[n * size], labels = new byte[n];
+        boolean[] seen = new boolean[n];
+        for (Row r : rows) {
+            int index = r.getInt(0), label = r.getInt(1);
+            byte[] image = (byte[]) r.get(2);
+            if (index < 0 || index >= n || seen[index]) throw new IOException(path + ": image index " + index + " is out of range or repeated (" + n + " rows)");
+            if (r.getInt(3) != c || r.getInt(4) != h || r.getInt(5) != w || image.length != size) {
+                throw new IOException(path + ": image " + index + " has shape " + r.getInt(3) + "x" + r.getInt(4) + "x" + r.getInt(5) + " and " + image.length
+                        + " bytes; the others are " + c + "x" + h + "x" + w);
+            }
+            if (label < 0 || label >= 10) throw new IOException(path + ": label " + label + " of image " + index + " is out of range 0..9");
+            seen[index] = true;
+            labels[index] = (byte) label;
+            System.arraycopy(image, 0, pixels, index * size, size);
+        }
+        return new Dataset(pixels, labels, c, h, w, 10);
+    }
+}
