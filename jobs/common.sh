@@ -7,6 +7,9 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 SPARK_JVM_OPTIONS="$(sed -n 's:.*<spark.jvm.options>\(.*\)</spark.jvm.options>.*:\1:p' "$ROOT/pom.xml")"
 JAVA_OPTS="${JAVA_OPTS:--Xmx8g} $SPARK_JVM_OPTIONS -Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties"
 JAR="$ROOT/target/syncbn-0.1.0-SNAPSHOT.jar"
+CLUSTER_JAR="$ROOT/target/syncbn-cluster.jar"
+# spark-submit's properties file: conf/local.properties unless told otherwise (conf/cluster.properties for a cluster)
+SPARK_PROPERTIES="${SYNCBN_SPARK_PROPERTIES:-$ROOT/conf/local.properties}"
 
 build_if_needed() {
   local stamp="$ROOT/target/classpath.txt"
@@ -31,9 +34,16 @@ run_main() {
 submit_main() {
   build_if_needed
   if [ -n "${SPARK_HOME:-}" ]; then
-    exec "$SPARK_HOME/bin/spark-submit" --class dev.syncbn.cli.Main \
-      --conf "spark.executorEnv.OMP_WAIT_POLICY=PASSIVE" "$JAR" "$@"
+    # a real Spark distribution: ship the self-contained application jar (Spark and Hadoop provided)
+    if [ ! -f "$CLUSTER_JAR" ] || [ "$CLUSTER_JAR" -ot "$JAR" ]; then
+      echo "building the cluster jar (mvn -Pcluster package) ..." >&2
+      (cd "$ROOT" && mvn -q -B -Pcluster -DskipTests package) >&2
+    fi
+    exec "$SPARK_HOME/bin/spark-submit" --properties-file "$SPARK_PROPERTIES" \
+      --driver-java-options "-Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties" \
+      --class dev.syncbn.cli.Main "$CLUSTER_JAR" "$@"
   fi
   # shellcheck disable=SC2086
-  exec java $JAVA_OPTS org.apache.spark.deploy.SparkSubmit --class dev.syncbn.cli.Main "$JAR" "$@"
+  exec java $JAVA_OPTS org.apache.spark.deploy.SparkSubmit --properties-file "$SPARK_PROPERTIES" \
+    --class dev.syncbn.cli.Main "$JAR" "$@"
 }

@@ -38,7 +38,7 @@ public final class Main {
             return;
         }
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
-            System.out.println("usage: syncbn train|train-local|prepare|evaluate|bench [options]\n" + Options.help());
+            System.out.println("usage: syncbn train|train-local|prepare|evaluate|compare-bn|bench [options]\n" + Options.help());
             return;
         }
         Options o;
@@ -63,9 +63,10 @@ public final class Main {
             case "train-local" -> trainLocal(o);
             case "prepare" -> prepare(o);
             case "evaluate" -> evaluate(o);
+            case "compare-bn" -> CompareBn.run(o);
             case "bench" -> bench(o);
             default -> {
-                System.err.println("error: unknown command '" + command + "' (train, train-local, prepare, evaluate, bench)");
+                System.err.println("error: unknown command '" + command + "' (train, train-local, prepare, evaluate, compare-bn, bench)");
                 System.exit(2);
             }
         }
@@ -100,8 +101,14 @@ public final class Main {
 
     /** A Spark session as spark-submit (or --master) configured it. */
     static SparkSession spark(Options o, String name, int defaultCores) {
+        return spark(o, name, defaultCores, false);
+    }
+
+    /** localCores: a local master not given by --master gets defaultCores task slots. */
+    static SparkSession spark(Options o, String name, int defaultCores, boolean localCores) {
         SparkConf conf = SparkSetup.configure(new SparkConf().setAppName(name));
         String master = !o.get("master").isEmpty() ? o.get("master") : conf.get("spark.master", "local[" + defaultCores + "]");
+        if (localCores && o.get("master").isEmpty() && master.startsWith("local")) master = "local[" + defaultCores + "]";
         conf.setMaster(SparkSetup.withRetries(master));
         SparkSession s = SparkSession.builder().config(conf).getOrCreate();
         s.sparkContext().setLogLevel("WARN");

@@ -38,6 +38,9 @@ public final class Options {
             new Option("resume", "false", "continue from the newest checkpoint in --checkpoint-dir"),
             new Option("model-out", "", "save the final model here (local path or hdfs://)"),
             new Option("progress-s", "10", "seconds between progress lines within an epoch (0: none)"),
+            new Option("workers-grid", "2,4", "compare-bn: worker counts W to try"),
+            new Option("batch-grid", "2,8,32", "compare-bn: per-worker batch sizes b to try"),
+            new Option("modes", "local,sync,group:2", "compare-bn: BN modes to try (group:G only where 1 < G < W and G divides W)"),
             new Option("warmup-steps", "200", "bench: steps run before timing starts"),
             new Option("steps", "300", "bench: timed steps"));
 

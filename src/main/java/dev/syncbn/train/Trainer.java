@@ -25,6 +25,13 @@ public final class Trainer {
     private final Engine engine;
     private final int trainSize;
     private final Configuration conf;
+    private java.util.function.Consumer<Metrics.Epoch> onEpoch = e -> {};
+
+    /** Called after every epoch, once its row is written. */
+    public Trainer onEpoch(java.util.function.Consumer<Metrics.Epoch> listener) {
+        this.onEpoch = listener;
+        return this;
+    }
 
     public Trainer(Config cfg, Engine engine, int trainSize, Configuration conf) {
         this.cfg = cfg;
@@ -77,6 +84,7 @@ public final class Trainer {
             metrics.flush();
             stepLog.flush();
             done.add(row);
+            onEpoch.accept(row);
             if (!cfg.checkpointDir().isEmpty()) {
                 engine.snapshot(epoch, cfg.settings()).save(checkpointPath(cfg.checkpointDir(), epoch), conf);
             }
