@@ -160,6 +160,8 @@ final class CompareBn {
             perEpoch.addSeries(s);
         }
         JFreeChart c1 = ChartFactory.createXYLineChart("Test accuracy per epoch", "epoch", "test accuracy (%)", perEpoch, PlotOrientation.VERTICAL, true, false, false);
+        style(c1.getXYPlot());
+        c1.getXYPlot().getDomainAxis().setStandardTickUnits(org.jfree.chart.axis.NumberAxis.createIntegerTickUnits());
         ChartUtils.saveChartAsPNG(new File(outDir, "accuracy-per-epoch.png"), c1, 1000, 600);
 
         Map<String, XYSeries> byMode = new LinkedHashMap<>();
@@ -170,13 +172,29 @@ final class CompareBn {
                 PlotOrientation.VERTICAL, true, false, false);
         LogAxis x = new LogAxis("per-worker batch size (log scale)");
         x.setBase(2);
+        x.setTickUnit(new org.jfree.chart.axis.NumberTickUnit(1)); // one tick per power of 2
+        x.setNumberFormatOverride(new java.text.DecimalFormat("0"));
         c2.getXYPlot().setDomainAxis(x);
+        style(c2.getXYPlot());
         ChartUtils.saveChartAsPNG(new File(outDir, "accuracy-vs-batch.png"), c2, 1000, 600);
 
         DefaultCategoryDataset times = new DefaultCategoryDataset();
         for (Result res : results) times.addValue(res.meanEpochSeconds(), res.run().bn(), "W=" + res.run().workers() + " b=" + res.run().batch());
         JFreeChart c3 = ChartFactory.createBarChart("Time per epoch (training and evaluation)", "workers and per-worker batch", "seconds", times);
+        c3.getCategoryPlot().setBackgroundPaint(java.awt.Color.WHITE);
+        c3.getCategoryPlot().setRangeGridlinePaint(java.awt.Color.LIGHT_GRAY);
         ChartUtils.saveChartAsPNG(new File(outDir, "epoch-time.png"), c3, 1000, 600);
+    }
+
+    /** White background, grey grid, a marker at every point, and an accuracy axis that does not start at zero. */
+    private static void style(org.jfree.chart.plot.XYPlot plot) {
+        plot.setBackgroundPaint(java.awt.Color.WHITE);
+        plot.setDomainGridlinePaint(java.awt.Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(java.awt.Color.LIGHT_GRAY);
+        ((org.jfree.chart.axis.NumberAxis) plot.getRangeAxis()).setAutoRangeIncludesZero(false);
+        org.jfree.chart.renderer.xy.XYLineAndShapeRenderer r = new org.jfree.chart.renderer.xy.XYLineAndShapeRenderer(true, true);
+        for (int i = 0; i < plot.getDataset().getSeriesCount(); i++) r.setSeriesStroke(i, new java.awt.BasicStroke(2f));
+        plot.setRenderer(r);
     }
 
     static String report(List<Result> results, String note, double seconds) {

@@ -27,7 +27,7 @@ public final class Options {
             new Option("bn", "sync", "train: batch-norm statistics: local (per replica), sync (all replicas) or group:G (groups of G consecutive replicas)"),
             new Option("fail-at-step", "-1", "train, for tests: replica 0 fails once at this step of every epoch's first attempt"),
             new Option("lr", "0.001", "Adam learning rate (betas 0.9/0.999, eps 1e-8)"),
-            new Option("lr-schedule", "constant", "constant, or cosine: decay the learning rate along half a cosine to 0 at the last step"),
+            new Option("lr-schedule", "cosine", "cosine: decay the learning rate along half a cosine to 0 at the last step; or constant"),
             new Option("seed", "1", "seed of the initialization and of every epoch's shuffle"),
             new Option("threads", "2", "train-local and bench: threads for the Java loops and ND4J's ops (train: spark.task.cpus per replica)"),
             new Option("max-train", "0", "use only the first N training images (0: all)"),

@@ -69,7 +69,7 @@ public final class ParquetData {
         List<Row> rows;
         try {
             rows = spark.read().schema(SCHEMA).parquet(path).collectAsList();
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // Spark throws its checked SparkException from Scala code, undeclared
             throw new IOException(path + ": not readable as prepared Parquet data: " + e.getMessage(), e);
         }
         if (rows.isEmpty()) throw new IOException(path + ": no images");

@@ -188,6 +188,14 @@ class SparkTrainingTest {
         try (SparkEngine e = new SparkEngine(sc, train.head(64), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 1, -1));
                 LocalEngine l = new LocalEngine(train.head(64), test, 32, 1e-3, 7, 2)) {
             Engine.Totals a = e.evaluate(), b = l.evaluate();
+            Evaluator.Totals withConfusion = SparkEngine.evaluate(sc.parallelize(Blocks.split(test, 3), 3), NetSpec.defaultFor(1, 28, 28, 10),
+                    e.snapshot(0, Map.of()).params(), e.snapshot(0, Map.of()).state(), 1);
+            long total = 0, diagonal = 0;
+            for (int i = 0; i < 100; i++) total += withConfusion.confusion()[i];
+            for (int i = 0; i < 10; i++) diagonal += withConfusion.confusion()[i * 11];
+            assertEquals(test.size(), total);
+            assertEquals(withConfusion.correct(), diagonal);
+            assertEquals(b.correct(), withConfusion.correct());
             assertEquals(test.size(), a.count());
             assertEquals(b.correct(), a.correct());
             assertEquals(b.lossSum(), a.lossSum(), 1e-3 * Math.abs(b.lossSum()));

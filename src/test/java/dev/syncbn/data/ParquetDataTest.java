@@ -1,0 +1,83 @@
+package dev.syncbn.data;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.syncbn.dist.SparkSetup;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ParquetDataTest {
+    static SparkSession spark;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void start() {
+        spark = SparkSession.builder().config(SparkSetup.configure(new SparkConf().setMaster("local[2]").setAppName("parquet-test"))).getOrCreate();
+    }
+
+    @AfterAll
+    static void stop() {
+        spark.stop();
+    }
+
+    static Dataset generated(int n, int seed) {
+        java.util.Random r = new java.util.Random(seed);
+        byte[] pixels = new byte[n * 3 * 4 * 5], labels = new byte[n];
+        r.nextBytes(pixels);
+        for (int i = 0; i < n; i++) labels[i] = (byte) r.nextInt(10);
+        return new Dataset(pixels, labels, 3, 4, 5, 10);
+    }
+
+    @Test
+    void preparedDataReadsBackInOrderAndIsNotOverwrittenUnlessAsked() throws IOException {
+        Dataset train = generated(50, 1), test = generated(20, 2);
+        String out = dir.resolve("prepared").toString();
+        ParquetData.prepare(spark, train, test, out, 3, false);
+        try (var files = Files.list(dir)) {
+            assertEquals(java.util.List.of("prepared"), files.map(p -> p.getFileName().toString()).toList(), "no temporary directory is left");
+        }
+        try (var parts = Files.list(dir.resolve("prepared/train"))) {
+            assertEquals(3, parts.filter(p -> p.toString().endsWith(".parquet")).count());
+        }
+        var conf = spark.sparkContext().hadoopConfiguration();
+        assertTrue(DataSource.isPrepared(out, conf));
+        Dataset back = DataSource.read(out, "train", conf, () -> spark);
+        assertArrayEquals(train.pixels(), back.pixels());
+        assertArrayEquals(train.labels(), back.labels());
+        assertEquals(5, back.width());
+        assertArrayEquals(test.labels(), DataSource.read(out, "t10k", conf, () -> spark).labels());
+
+        String m = assertThrows(IOException.class, () -> ParquetData.prepare(spark, test, test, out, 1, false)).getMessage();
+        assertTrue(m.contains("exists") && m.contains("--overwrite"), m);
+        assertArrayEquals(train.labels(), DataSource.read(out, "train", conf, () -> spark).labels(), "the refused run changed nothing");
+        ParquetData.prepare(spark, test, test, out, 1, true);
+        assertArrayEquals(test.labels(), DataSource.read(out, "train", conf, () -> spark).labels());
+    }
+
+    @Test
+    void corruptParquetIsAClearError() throws IOException {
+        String out = dir.resolve("p").toString();
+        ParquetData.prepare(spark, generated(10, 3), generated(5, 4), out, 1, false);
+        try (var parts = Files.list(dir.resolve("p/train"))) {
+            Path part = parts.filter(p -> p.toString().endsWith(".parquet")).findFirst().orElseThrow();
+            byte[] bytes = Files.readAllBytes(part);
+            Files.write(part, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+        }
+        String m = assertThrows(IOException.class, () -> ParquetData.read(spark, out, "train")).getMessage();
+        assertTrue(m.contains("train"), m);
+        assertFalse(m.isBlank());
+    }
+}
