@@ -120,7 +120,7 @@ final class CompareBn {
                 }
                 stepsDone += runSteps * epochs;
             }
-            String note = String.format(Locale.ROOT, "%d training images, %d test images, %d epochs, seed %d, Adam lr %s, Spark %s", data[0].size(),
+            String note = String.format(Locale.ROOT, "%d training images, %d test images, %d epochs, seed %d, Adam lr %s (constant), Spark %s", data[0].size(),
                     data[1].size(), epochs, o.getLong("seed"), o.get("lr"), sc.master());
             write(outDir, results, note, (System.nanoTime() - t0) / 1e9);
         }

@@ -324,7 +324,7 @@ public final class Coordinator implements AutoCloseable {
             step++;
             handler.stepDone(report, new StepTimes(compute, bnWait, Math.max(0, wall - compute - bnWait - update), update));
         } catch (RuntimeException | IOException e) {
-            failure = "driver update of epoch " + epoch + " step " + step + " failed: " + e.getMessage();
+            failure = e.getMessage();
             LOG.severe(failure);
             attempt = Integer.MAX_VALUE; // no replica of this epoch goes on
         }

@@ -86,6 +86,7 @@ public final class SparkEngine implements Engine {
         coordinator.startEpoch(epoch, steps, 0, floats(net.params), states, new Coordinator.StepHandler() {
             @Override
             public float[] apply(Coordinator.StepReport report) {
+                Engine.checkFinite(report.lossSum(), epoch, report.step());
                 // the replicas' gradients are already scaled by 1/(global batch): their sum is the global gradient
                 for (int i = 0; i < report.gradSum().length; i++) net.grads.set(i, report.gradSum()[i]);
                 adam.apply(net.params, net.grads);
@@ -114,8 +115,13 @@ public final class SparkEngine implements Engine {
         sc.setJobDescription("syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)");
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result
         // stage whose output may already be partly taken), hence the one-partition shuffle after it.
-        JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
-                ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
+        try {
+            JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
+                    ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
+        } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
+            if (coordinator.failure() != null) throw new IllegalStateException(coordinator.failure(), e);
+            throw e;
+        }
         if (coordinator.failure() != null) throw new IllegalStateException(coordinator.failure());
         if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);
         float[][] finalStates = coordinator.replicaStates();

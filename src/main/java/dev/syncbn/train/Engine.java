@@ -26,6 +26,14 @@ public interface Engine extends AutoCloseable {
         void step(int stepInEpoch, int stepsInEpoch, double stepLoss, Totals soFar);
     }
 
+    /** Refuses to apply the update of a step whose loss is not finite, naming the step. */
+    static void checkFinite(double loss, int epoch, int stepInEpoch) {
+        if (!Double.isFinite(loss)) {
+            throw new IllegalStateException("training stopped: the loss of epoch " + epoch + " step " + (stepInEpoch + 1) + " is " + loss
+                    + "; that step's update was not applied, and checkpoints of finished epochs are untouched");
+        }
+    }
+
     /** Trains on the training samples in the given order, global batch after global batch. */
     EpochResult trainEpoch(int epoch, int[] order, Progress progress) throws Exception;
 

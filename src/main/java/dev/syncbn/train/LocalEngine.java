@@ -36,6 +36,7 @@ public final class LocalEngine implements Engine {
             int from = s * batch, n = Math.min(batch, order.length - from);
             train.fill(order, from, n, net.input, labels);
             SoftmaxCrossEntropy.Result r = net.trainStep(n, labels, n);
+            Engine.checkFinite(r.lossSum(), epoch, s);
             long u0 = System.nanoTime();
             adam.apply(net.params, net.grads);
             updateS += (System.nanoTime() - u0) / 1e9;

@@ -59,6 +59,22 @@ class TrainerTest {
     }
 
     @Test
+    void aNonFiniteLossStopsTrainingNamingTheStepAndKeepsTheLastCheckpoint() throws Exception {
+        Dataset train = TestData.train().head(640), test = TestData.test().head(50);
+        String ckpt = dir.resolve("c").toString();
+        run(train, test, 1, 5, ckpt, false, "", null);
+        String good = Trainer.latestCheckpoint(ckpt, conf);
+        byte[] before = Files.readAllBytes(java.nio.file.Path.of(new org.apache.hadoop.fs.Path(good).toUri().getPath()));
+        try (LocalEngine engine = new LocalEngine(train, test, 32, 1e30, 5, 2)) { // an absurd learning rate blows up within a few steps
+            Trainer.Config cfg = new Trainer.Config(3, 5, "", "", ckpt, true, "", 0, Map.of());
+            String m = assertThrows(IllegalStateException.class, () -> new Trainer(cfg, engine, train.size(), conf).run()).getMessage();
+            assertTrue(m.matches(".*epoch 2 step \\d+ is (NaN|Infinity|-Infinity).*"), m);
+        }
+        assertEquals(good, Trainer.latestCheckpoint(ckpt, conf));
+        assertArrayEquals(before, Files.readAllBytes(java.nio.file.Path.of(new org.apache.hadoop.fs.Path(good).toUri().getPath())));
+    }
+
+    @Test
     void sameSeedSameResultOtherSeedOtherResult() throws Exception {
         Dataset train = TestData.train().head(200), test = TestData.test().head(50);
         float[][] a = new float[1][], b = new float[1][], c = new float[1][];
