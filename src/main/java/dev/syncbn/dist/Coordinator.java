@@ -72,6 +72,7 @@ public final class Coordinator implements AutoCloseable {
     private final double[] lossSums, computeS, bnWaitS;
     private int gradsIn;
     private long lastStepEnd; // nanoTime when the last step (or the attempt) began
+    private final boolean[] connected; // ranks with a live connection in the current attempt
     private final Map<String, double[][]> bnParts = new HashMap<>();
     private final Map<String, double[]> bnSums = new HashMap<>();
     private String failure;
@@ -85,6 +86,7 @@ public final class Coordinator implements AutoCloseable {
         this.bnChannels = bnChannels.clone();
         this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
         this.grads = new double[workers][];
+        this.connected = new boolean[workers];
         this.pendingStates = new float[workers][];
         this.counts = new long[workers];
         this.correct = new long[workers];
@@ -126,6 +128,7 @@ public final class Coordinator implements AutoCloseable {
         this.handler = handler;
         this.attempt = -1;
         this.failure = null;
+        java.util.Arrays.fill(connected, false);
         clearPending();
         notifyAll();
     }
@@ -184,21 +187,28 @@ public final class Coordinator implements AutoCloseable {
             if (!MessageDigest.isEqual(presented, secret)) throw new Wire.ProtocolException("wrong secret");
             who = "replica " + rank + " (" + who + ", attempt " + helloAttempt + ")";
             welcome(rank, helloEpoch, helloAttempt, out);
-            socket.setSoTimeout(0); // from here on the replica's own compute sets the pace
-            while (true) {
-                DataInputStream frame;
-                try {
-                    frame = Wire.read(in, maxFrame);
-                } catch (java.io.EOFException e) {
-                    return; // the replica is done (or gone)
+            try {
+                socket.setSoTimeout(0); // from here on the replica's own compute sets the pace
+                while (true) {
+                    DataInputStream frame;
+                    try {
+                        frame = Wire.read(in, maxFrame);
+                    } catch (java.io.EOFException e) {
+                        return; // the replica is done (or gone)
+                    }
+                    byte type = Wire.type(frame);
+                    if (type == Wire.BN) onBn(rank, helloAttempt, frame, out);
+                    else if (type == Wire.GRAD) onGrad(rank, helloAttempt, frame, out);
+                    else throw new Wire.ProtocolException("unexpected frame type " + type);
                 }
-                byte type = Wire.type(frame);
-                if (type == Wire.BN) onBn(rank, helloAttempt, frame, out);
-                else if (type == Wire.GRAD) onGrad(rank, helloAttempt, frame, out);
-                else throw new Wire.ProtocolException("unexpected frame type " + type);
+            } finally {
+                // the rank is free again before the socket closes, so whoever sees it close may reconnect at once
+                synchronized (this) {
+                    if (helloAttempt == attempt) connected[rank] = false;
+                }
             }
         } catch (IOException | RuntimeException | InterruptedException e) {
-            if (!closed) LOG.warning("coordinator: dropped " + who + ": " + e.getMessage());
+            if (!closed) LOG.warning("coordinator: dropped " + who + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()));
         }
     }
 
@@ -212,9 +222,12 @@ public final class Coordinator implements AutoCloseable {
             if (helloAttempt > attempt) {
                 // a relaunched stage: what the failed attempt left half-done is void
                 attempt = helloAttempt;
+                java.util.Arrays.fill(connected, false);
                 clearPending();
                 notifyAll();
             }
+            if (connected[rank]) throw new Wire.ProtocolException("rank " + rank + " is already connected in attempt " + attempt);
+            connected[rank] = true;
             p = params;
             st = replicaStates[rank];
             start = step;
