@@ -44,7 +44,13 @@ public final class IdxReader {
         if (rows == 0 || cols == 0) throw new IOException(images + ": empty image size " + rows + "x" + cols);
         int nl = header(lab, labels, LABELS_MAGIC, 1);
         if (n != nl) throw new IOException(images + " has " + n + " images but " + labels + " has " + nl + " labels");
-        byte[] pixels = body(img, images, (long) n * rows * cols);
+        long pixelCount;
+        try {
+            pixelCount = Math.multiplyExact(Math.multiplyExact((long) n, (long) rows), (long) cols);
+        } catch (ArithmeticException e) {
+            throw new IOException(images + ": header dimensions " + n + " x " + rows + " x " + cols + " overflow");
+        }
+        byte[] pixels = body(img, images, pixelCount);
         byte[] labelBytes = body(lab, labels, nl);
         for (int i = 0; i < nl; i++) {
             if ((labelBytes[i] & 0xff) >= classes) {

@@ -73,6 +73,14 @@ public final class ParquetData {
             throw new IOException(path + ": not readable as prepared Parquet data: " + e.getMessage(), e);
         }
         if (rows.isEmpty()) throw new IOException(path + ": no images");
+        try {
+            return fromRows(rows, path);
+        } catch (RuntimeException e) { // nulls, wrong types: whatever a foreign file holds
+            throw new IOException(path + ": not prepared data of this program: " + e, e);
+        }
+    }
+
+    private static Dataset fromRows(List<Row> rows, String path) throws IOException {
         Row first = rows.get(0);
         int c = first.getInt(3), h = first.getInt(4), w = first.getInt(5), size = c * h * w, n = rows.size();
         if (c < 1 || h < 1 || w < 1 || (long) c * h * w > 1 << 20) throw new IOException(path + ": implausible image shape " + c + "x" + h + "x" + w);
