@@ -37,6 +37,9 @@ public final class Worker extends AbstractFunction1<Iterator<Blocks.Part>, Itera
     public Iterator<Integer> apply(Iterator<Blocks.Part> parts) {
         BarrierTaskContext ctx = BarrierTaskContext.get();
         int rank = ctx.partitionId();
+        // one line in the executor's log per replica and epoch: where each replica ran
+        System.out.println("syncbn replica " + rank + " of " + job.workers() + ", epoch " + job.epoch() + ", stage attempt " + ctx.stageAttemptNumber()
+                + ", on executor " + org.apache.spark.SparkEnv.get().executorId());
         try {
             run(rank, ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
         } catch (Exception e) {

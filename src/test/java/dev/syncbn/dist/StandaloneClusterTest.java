@@ -1,0 +1,70 @@
+package dev.syncbn.dist;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.syncbn.train.ModelFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.apache.hadoop.conf.Configuration;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The job on a real standalone cluster (Master and two Workers as separate JVMs), submitted with
+ * spark-submit: closures and Kryo cross process boundaries, ND4J loads in fresh executor JVMs, the
+ * coordination service is reached over real sockets, and an executor is killed mid-epoch.
+ */
+@Tag("slow")
+class StandaloneClusterTest {
+    @TempDir
+    Path dir;
+
+    private Process submit(StandaloneCluster cluster, Path run, Path log) throws Exception {
+        List<String> cmd = cluster.javaCommand("org.apache.spark.deploy.SparkSubmit");
+        cmd.addAll(List.of("--master", cluster.master(), "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.cores=1",
+                "--conf", "spark.executor.memory=2g", "--conf", "spark.executorEnv.OMP_WAIT_POLICY=PASSIVE", "--conf", "spark.ui.enabled=false",
+                "--class", "dev.syncbn.cli.Main", cluster.appJar.toString(),
+                "train", "--workers", "2", "--batch-per-worker", "32", "--bn", "sync", "--epochs", "1", "--max-train", "4096", "--max-test", "1000",
+                "--seed", "3", "--progress-s", "0", "--checkpoint-dir", run.resolve("ckpt").toString(), "--model-out", run.resolve("model.bin").toString(),
+                "--metrics-out", run.resolve("metrics.csv").toString()));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("SPARK_HOME", cluster.home.toString());
+        pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
+        return pb.start();
+    }
+
+    @Test
+    void trainsWithSyncBnAcrossTwoExecutorsAndSurvivesAKilledExecutor() throws Exception {
+        try (StandaloneCluster cluster = new StandaloneCluster(dir, 2)) {
+            Path a = dir.resolve("a"), b = dir.resolve("b");
+            Process first = submit(cluster, a, dir.resolve("a.log"));
+            assertTrue(first.waitFor(10, TimeUnit.MINUTES) && first.exitValue() == 0, Files.readString(dir.resolve("a.log")));
+            List<String> lines = cluster.executorLines("syncbn replica");
+            assertEquals(2, lines.stream().map(l -> l.substring(l.indexOf("on executor"))).distinct().count(), "both executors trained: " + lines);
+            List<String> metrics = Files.readAllLines(a.resolve("metrics.csv"));
+            double testAcc = Double.parseDouble(metrics.get(1).split(",")[4]);
+            assertTrue(testAcc > 0.70, "test accuracy after one epoch on 4,096 images: " + testAcc);
+            assertTrue(Files.exists(a.resolve("ckpt/epoch-0001.model")));
+
+            // the same run again, with one executor JVM killed (SIGKILL) in the middle of the epoch
+            int linesBefore = cluster.executorLines("syncbn replica").size();
+            Process second = submit(cluster, b, dir.resolve("b.log"));
+            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(5);
+            while (cluster.executorLines("syncbn replica").size() < linesBefore + 2 && System.nanoTime() < deadline) Thread.sleep(50);
+            Thread.sleep(1500); // into the epoch's steps
+            List<ProcessHandle> executors = new ArrayList<>(cluster.executors());
+            assertTrue(!executors.isEmpty(), "no executor to kill");
+            executors.get(0).destroyForcibly();
+            assertTrue(second.waitFor(10, TimeUnit.MINUTES) && second.exitValue() == 0, Files.readString(dir.resolve("b.log")));
+            assertTrue(cluster.executorLines("stage attempt 1").size() >= 1, "the barrier stage was relaunched: " + cluster.executorLines("syncbn replica"));
+            Configuration conf = new Configuration();
+            assertArrayEquals(ModelFile.load(a.resolve("model.bin").toString(), conf).params(), ModelFile.load(b.resolve("model.bin").toString(), conf).params());
+        }
+    }
+}
