@@ -75,12 +75,6 @@ public abstract class Buf {
     /** Overwrites the first src.length values with src (a bulk copy in float precision). */
     public abstract void copyFrom(float[] src);
 
-    public final double[] toDoubleArray() {
-        double[] out = new double[length()];
-        for (int i = 0; i < out.length; i++) out[i] = get(i);
-        return out;
-    }
-
     public final void copyFrom(Buf src) {
         flat.assign(src.flat);
     }

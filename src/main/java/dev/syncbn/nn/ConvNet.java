@@ -72,14 +72,6 @@ public final class ConvNet implements AutoCloseable {
         return params.length();
     }
 
-    public List<Layer> layers() {
-        return layers;
-    }
-
-    public int batchNormCount() {
-        return batchNorms.size();
-    }
-
     /** PyTorch's default initialization, drawn from a generator seeded with seed. */
     public void init(long seed) {
         SplittableRandom rng = new SplittableRandom(seed);
