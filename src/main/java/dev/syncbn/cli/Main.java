@@ -15,6 +15,7 @@ import dev.syncbn.dist.SparkSetup;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import dev.syncbn.nn.Backend;
+import dev.syncbn.nn.NetSpec;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
 import dev.syncbn.train.Trainer;
@@ -76,9 +77,8 @@ public final class Main {
     static Dataset[] loadData(Options o, Configuration conf, java.util.function.Supplier<SparkSession> spark) throws java.io.IOException {
         Dataset train = DataSource.read(o.get("data"), "train", conf, spark);
         Dataset test = DataSource.read(o.get("data"), "t10k", conf, spark);
-        int maxTrain = o.getInt("max-train", 0), maxTest = o.getInt("max-test", 0);
-        if (maxTrain > 0) train = train.head(maxTrain);
-        if (maxTest > 0) test = test.head(maxTest);
+        if (o.getInt("max-train", 0) > 0) train = train.head(o.getInt("max-train", 0));
+        if (o.getInt("max-test", 0) > 0) test = test.head(o.getInt("max-test", 0));
         return new Dataset[] {train, test};
     }
 
@@ -137,13 +137,23 @@ public final class Main {
         try (SparkSession spark = spark(o, "syncbn-evaluate", 2); JavaSparkContext sc = new JavaSparkContext(spark.sparkContext())) {
             Configuration conf = sc.hadoopConfiguration();
             ModelFile model = ModelFile.load(o.get("model"), conf);
-            Dataset data = DataSource.read(o.get("data"), split.equals("test") ? "t10k" : "train", conf, () -> spark);
-            if (data.channels() != model.spec().channels() || data.height() != model.spec().height() || data.width() != model.spec().width()) {
-                throw new IllegalArgumentException("the model " + o.get("model") + " takes " + model.spec().channels() + "x" + model.spec().height() + "x"
-                        + model.spec().width() + " images, --data " + o.get("data") + " has " + data.channels() + "x" + data.height() + "x" + data.width());
-            }
+            String dir = o.get("data");
             int parts = Math.max(1, sc.defaultParallelism());
-            JavaRDD<Blocks.Block> blocks = sc.parallelize(Blocks.split(data, parts), parts);
+            int[] shape;
+            JavaRDD<Blocks.Block> blocks;
+            if (DataSource.isPrepared(dir, conf)) { // the executors read the Parquet files themselves
+                ParquetData.Description d = ParquetData.describe(dir, conf);
+                shape = new int[] {d.channels(), d.height(), d.width()};
+                blocks = Blocks.fromPrepared(spark, dir, split, parts, split.equals("test") ? d.testSize() : d.trainSize(), d.channels(), d.height(), d.width());
+            } else {
+                Dataset data = DataSource.read(dir, split.equals("test") ? "t10k" : "train", conf, () -> spark);
+                shape = new int[] {data.channels(), data.height(), data.width()};
+                blocks = sc.parallelize(Blocks.split(data, parts), parts);
+            }
+            if (shape[0] != model.spec().channels() || shape[1] != model.spec().height() || shape[2] != model.spec().width()) {
+                throw new IllegalArgumentException("the model " + o.get("model") + " takes " + model.spec().channels() + "x" + model.spec().height() + "x"
+                        + model.spec().width() + " images, --data " + dir + " has " + shape[0] + "x" + shape[1] + "x" + shape[2]);
+            }
             int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
             Evaluator.Totals t = SparkEngine.evaluate(blocks, model.spec(), model.params(), model.state(), threads);
             System.out.print(evaluationReport(o.get("model"), split, t, model.spec().classes()));
@@ -175,14 +185,37 @@ public final class Main {
         try (JavaSparkContext sc = new JavaSparkContext(sparkConf)) {
             sc.setLogLevel("WARN");
             Configuration conf = sc.hadoopConfiguration();
-            Dataset[] data = loadData(o, conf, () -> SparkSession.builder().sparkContext(sc.sc()).getOrCreate());
+            SparkEngine.Settings settings = new SparkEngine.Settings(workers, batch, bn, o.getPositiveDouble("lr"), o.getLong("seed"), threads,
+                    o.getInt("fail-at-step", -1));
+            String dir = o.get("data");
+            SparkEngine engine;
+            int trainSize, testSize;
+            if (DataSource.isPrepared(dir, conf)) {
+                // prepared data: the executors read their blocks from the Parquet files themselves
+                ParquetData.Description d = ParquetData.describe(dir, conf);
+                trainSize = limit(d.trainSize(), o.getInt("max-train", 0));
+                testSize = limit(d.testSize(), o.getInt("max-test", 0));
+                SparkSession spark = SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
+                engine = new SparkEngine(sc, Blocks.fromPrepared(spark, dir, "train", Math.max(1, workers), trainSize, d.channels(), d.height(), d.width()),
+                        trainSize, Blocks.fromPrepared(spark, dir, "test", Math.max(1, workers), testSize, d.channels(), d.height(), d.width()),
+                        NetSpec.defaultFor(d.channels(), d.height(), d.width(), 10), settings);
+            } else {
+                Dataset[] data = loadData(o, conf, () -> SparkSession.builder().sparkContext(sc.sc()).getOrCreate());
+                trainSize = data[0].size();
+                testSize = data[1].size();
+                engine = new SparkEngine(sc, data[0], data[1], settings);
+            }
             System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, testing on %d%n",
-                    sc.master(), workers, batch, workers * batch, bn.text(), threads, data[0].size(), data[1].size());
-            try (SparkEngine engine = new SparkEngine(sc, data[0], data[1], new SparkEngine.Settings(workers, batch, bn, o.getPositiveDouble("lr"),
-                    o.getLong("seed"), threads, o.getInt("fail-at-step", -1)))) {
-                run(engine, o, data[0].size(), conf, "workers", "batch-per-worker", "bn");
+                    sc.master(), workers, batch, workers * batch, bn.text(), threads, trainSize, testSize);
+            try (engine) {
+                run(engine, o, trainSize, conf, "workers", "batch-per-worker", "bn");
             }
         }
+    }
+
+    /** n, or the first `max` of n if max > 0. */
+    static int limit(int n, int max) {
+        return max > 0 ? Math.min(n, max) : n;
     }
 
     /** The epochs, as the Trainer runs them for any engine; shapeKeys: the options a resumed run must share. */

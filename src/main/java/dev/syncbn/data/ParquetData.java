@@ -21,7 +21,7 @@ import org.apache.spark.sql.types.StructType;
  */
 public final class ParquetData {
     public static final String MARKER = "_SYNCBN_PREPARED";
-    static final StructType SCHEMA = new StructType()
+    public static final StructType SCHEMA = new StructType()
             .add("index", DataTypes.IntegerType, false)
             .add("label", DataTypes.IntegerType, false)
             .add("image", DataTypes.BinaryType, false)
@@ -61,6 +61,27 @@ public final class ParquetData {
                     d.width()));
         }
         spark.createDataFrame(rows, SCHEMA).repartition(files).write().mode(SaveMode.ErrorIfExists).parquet(path);
+    }
+
+    /** What the marker of a prepared directory says: image counts and shape. */
+    public record Description(int trainSize, int testSize, int channels, int height, int width) {}
+
+    public static Description describe(String dir, Configuration conf) throws IOException {
+        Path marker = new Path(dir, MARKER);
+        java.util.Map<String, String> fields = new java.util.HashMap<>();
+        try (var in = new java.io.BufferedReader(new java.io.InputStreamReader(marker.getFileSystem(conf).open(marker), java.nio.charset.StandardCharsets.UTF_8))) {
+            for (String line; (line = in.readLine()) != null; ) {
+                String[] kv = line.trim().split(" ", 2);
+                if (kv.length == 2) fields.put(kv[0], kv[1]);
+            }
+        }
+        try {
+            String[] shape = fields.get("shape").split("x");
+            return new Description(Integer.parseInt(fields.get("train")), Integer.parseInt(fields.get("test")), Integer.parseInt(shape[0]),
+                    Integer.parseInt(shape[1]), Integer.parseInt(shape[2]));
+        } catch (RuntimeException e) {
+            throw new IOException(marker + ": not a marker written by prepare (" + fields + ")", e);
+        }
     }
 
     /** Reads DIR/part ("train" or "test"); rows are put back in index order and checked. */

@@ -9,13 +9,18 @@ import java.util.Iterator;
 import java.util.List;
 import org.apache.spark.Partitioner;
 import scala.Tuple2;
+import dev.syncbn.data.ParquetData;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.functions;
 
 /** The training data on the executors, and its per-epoch assignment to replicas. */
 public final class Blocks {
     private Blocks() {}
 
-    /** Consecutive samples in one contiguous block (not one object per image): first is the index of the first. */
-    public record Block(int first, byte[] pixels, byte[] labels, int channels, int height, int width, int classes) implements Serializable {
+    /** Samples in one contiguous block (not one object per image); index[i] is sample i's number in the whole set. */
+    public record Block(int[] index, byte[] pixels, byte[] labels, int channels, int height, int width, int classes) implements Serializable {
         public int size() {
             return labels.length;
         }
@@ -31,13 +36,45 @@ public final class Blocks {
      */
     public record Part(int replica, int[] localIndex, byte[] pixels, byte[] labels) implements Serializable {}
 
+    /**
+     * The first `count` images of a prepared split (DIR/train or DIR/test), read by the executors
+     * straight from the Parquet files into `parts` blocks: the data never passes through the driver.
+     * Images of another shape or a label out of range fail the job with the file's directory named.
+     */
+    public static JavaRDD<Block> fromPrepared(SparkSession spark, String dir, String part, int parts, int count, int channels, int height, int width) {
+        String path = new org.apache.hadoop.fs.Path(dir, part).toString();
+        int size = channels * height * width;
+        // repartitioned as a DataFrame: Spark SQL's own row shuffle, not Kryo over Row objects
+        return spark.read().schema(ParquetData.SCHEMA).parquet(path).filter(functions.col("index").lt(count)).repartition(parts).javaRDD()
+                .mapPartitions(rows -> {
+                    java.io.ByteArrayOutputStream pixels = new java.io.ByteArrayOutputStream(), labels = new java.io.ByteArrayOutputStream();
+                    List<Integer> index = new ArrayList<>();
+                    while (rows.hasNext()) {
+                        Row r = rows.next();
+                        byte[] image = (byte[]) r.get(2);
+                        int label = r.getInt(1);
+                        if (r.getInt(3) != channels || r.getInt(4) != height || r.getInt(5) != width || image.length != size || label < 0 || label > 9) {
+                            throw new IllegalArgumentException(path + ": image " + r.getInt(0) + " does not fit the prepared shape " + channels + "x" + height + "x"
+                                    + width + " and labels 0..9");
+                        }
+                        index.add(r.getInt(0));
+                        pixels.write(image);
+                        labels.write(label);
+                    }
+                    return java.util.Collections.singletonList(new Block(index.stream().mapToInt(Integer::intValue).toArray(), pixels.toByteArray(),
+                            labels.toByteArray(), channels, height, width, 10)).iterator();
+                });
+    }
+
     /** Splits a dataset into `parts` contiguous blocks of nearly equal size. */
     public static List<Block> split(Dataset d, int parts) {
         List<Block> out = new ArrayList<>();
         int size = d.sampleSize();
         for (int p = 0; p < parts; p++) {
             int from = (int) ((long) d.size() * p / parts), to = (int) ((long) d.size() * (p + 1) / parts);
-            out.add(new Block(from, java.util.Arrays.copyOfRange(d.pixels(), from * size, to * size), java.util.Arrays.copyOfRange(d.labels(), from, to),
+            int[] index = new int[to - from];
+            for (int i = 0; i < index.length; i++) index[i] = from + i;
+            out.add(new Block(index, java.util.Arrays.copyOfRange(d.pixels(), from * size, to * size), java.util.Arrays.copyOfRange(d.labels(), from, to),
                     d.channels(), d.height(), d.width(), d.classes()));
         }
         return out;
@@ -53,9 +90,10 @@ public final class Blocks {
         int[] order = Shuffle.order(n, seed, epoch);
         int[] position = new int[n];
         for (int p = 0; p < n; p++) position[order[p]] = p;
+        for (int i : block.index()) if (i < 0 || i >= n) throw new IllegalStateException("sample number " + i + " in a set of " + n);
         int size = block.pixels().length / Math.max(1, block.size());
         int[] perReplica = new int[workers];
-        for (int i = 0; i < block.size(); i++) perReplica[position[block.first() + i] % workers]++;
+        for (int i = 0; i < block.size(); i++) perReplica[position[block.index()[i]] % workers]++;
         List<Tuple2<Integer, Part>> out = new ArrayList<>();
         int[][] local = new int[workers][];
         byte[][] pix = new byte[workers][], lab = new byte[workers][];
@@ -66,7 +104,7 @@ public final class Blocks {
         }
         int[] filled = new int[workers];
         for (int i = 0; i < block.size(); i++) {
-            int p = position[block.first() + i], r = p % workers, k = filled[r]++;
+            int p = position[block.index()[i]], r = p % workers, k = filled[r]++;
             local[r][k] = p / workers;
             System.arraycopy(block.pixels(), i * size, pix[r], k * size, size);
             lab[r][k] = block.labels()[i];

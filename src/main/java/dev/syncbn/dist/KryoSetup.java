@@ -21,7 +21,8 @@ public final class KryoSetup implements KryoRegistrator {
         kryo.register(Blocks.Block.class, new Serializer<Blocks.Block>() {
             @Override
             public void write(Kryo k, Output out, Blocks.Block b) {
-                out.writeInt(b.first());
+                out.writeInt(b.index().length);
+                out.writeInts(b.index());
                 out.writeInt(b.channels());
                 out.writeInt(b.height());
                 out.writeInt(b.width());
@@ -32,8 +33,9 @@ public final class KryoSetup implements KryoRegistrator {
 
             @Override
             public Blocks.Block read(Kryo k, Input in, Class<Blocks.Block> type) {
-                int first = in.readInt(), c = in.readInt(), h = in.readInt(), w = in.readInt(), classes = in.readInt();
-                return new Blocks.Block(first, bytes(in), bytes(in), c, h, w, classes);
+                int[] index = in.readInts(in.readInt());
+                int c = in.readInt(), h = in.readInt(), w = in.readInt(), classes = in.readInt();
+                return new Blocks.Block(index, bytes(in), bytes(in), c, h, w, classes);
             }
         });
         kryo.register(Blocks.Part.class, new Serializer<Blocks.Part>() {

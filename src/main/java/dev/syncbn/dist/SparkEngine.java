@@ -36,7 +36,16 @@ public final class SparkEngine implements Engine {
     private final Adam adam;
     private final Coordinator coordinator;
 
+    /** Training and test data from the driver's memory, shipped to the executors as W blocks each. */
     public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, Settings s) throws IOException {
+        this(sc, sc.parallelize(Blocks.split(train, Math.max(1, s.workers())), Math.max(1, s.workers())), train.size(),
+                sc.parallelize(Blocks.split(test, Math.max(1, s.workers())), Math.max(1, s.workers())),
+                NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes()), s);
+    }
+
+    /** Training data as blocks on the executors (trainSize samples numbered 0..trainSize-1), test data likewise. */
+    public SparkEngine(JavaSparkContext sc, JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Blocks.Block> test, NetSpec spec, Settings s)
+            throws IOException {
         if (s.workers() < 1) throw new IllegalArgumentException("--workers must be at least 1, got " + s.workers());
         if (s.batchPerWorker() < 1) throw new IllegalArgumentException("--batch-per-worker must be at least 1, got " + s.batchPerWorker());
         int slots = SparkSetup.taskSlots(sc);
@@ -44,16 +53,16 @@ public final class SparkEngine implements Engine {
             throw new IllegalArgumentException("--workers " + s.workers() + " needs " + s.workers() + " task slots at once (a barrier stage), but "
                     + sc.master() + " with spark.task.cpus=" + sc.getConf().get("spark.task.cpus", "1") + " has " + slots);
         }
-        if (train.size() < 1) throw new IllegalArgumentException("no training data");
+        if (trainSize < 1) throw new IllegalArgumentException("no training data");
         this.sc = sc;
         this.s = s;
-        this.trainSize = train.size();
-        this.spec = NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes());
+        this.trainSize = trainSize;
+        this.spec = spec;
         this.net = new ConvNet(spec, 1, 1, DataType.FLOAT);
         net.init(s.seed());
         this.adam = new Adam(net.params, s.lr());
-        this.trainBlocks = sc.parallelize(Blocks.split(train, s.workers()), s.workers()).persist(StorageLevel.MEMORY_ONLY());
-        this.testBlocks = sc.parallelize(Blocks.split(test, s.workers()), s.workers()).persist(StorageLevel.MEMORY_ONLY());
+        this.trainBlocks = train.persist(StorageLevel.MEMORY_ONLY());
+        this.testBlocks = test.persist(StorageLevel.MEMORY_ONLY());
         this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), Worker.bnChannels(spec));
     }
 

@@ -170,6 +170,28 @@ class SparkTrainingTest {
     }
 
     @Test
+    void blocksReadByTheExecutorsFromParquetTrainExactlyLikeDataFromTheDriver() throws Exception {
+        Dataset small = train.head(300), smallTest = test.head(100);
+        org.apache.spark.sql.SparkSession spark = org.apache.spark.sql.SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
+        String dir = this.dir.resolve("prepared").toString();
+        dev.syncbn.data.ParquetData.prepare(spark, train.head(400), smallTest, dir, 3, false);
+        SparkEngine.Settings settings = new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 1, -1);
+        float[] fromDriver, fromParquet;
+        try (SparkEngine e = new SparkEngine(sc, small, smallTest, settings)) {
+            e.trainEpoch(1, Shuffle.order(300, 7, 1), (s, steps, loss, soFar) -> {});
+            fromDriver = e.snapshot(1, Map.of()).params();
+        }
+        NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
+        try (SparkEngine e = new SparkEngine(sc, Blocks.fromPrepared(spark, dir, "train", 2, 300, 1, 28, 28), 300,
+                Blocks.fromPrepared(spark, dir, "test", 2, 100, 1, 28, 28), spec, settings)) {
+            e.trainEpoch(1, Shuffle.order(300, 7, 1), (s, steps, loss, soFar) -> {});
+            fromParquet = e.snapshot(1, Map.of()).params();
+            assertEquals(100, e.evaluate().count());
+        }
+        assertArrayEquals(fromDriver, fromParquet);
+    }
+
+    @Test
     void configurationsThatCannotRunAreRefusedBeforeStarting() {
         Dataset d = train.head(64);
         String m = assertThrows(IllegalArgumentException.class,
