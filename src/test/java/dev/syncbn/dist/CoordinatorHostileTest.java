@@ -47,10 +47,46 @@ class CoordinatorHostileTest {
         return new CoordinatorClient("127.0.0.1", c.port(), secret, rank, 1, 0, P, S, CHANNELS, () -> false);
     }
 
+    /**
+     * A raw connection welcomed as rank 0. A rank is free again only once the service has seen its previous
+     * connection end, which can be a moment after that connection's socket closed here: retry until welcomed.
+     */
+    static Socket session(Coordinator c) throws Exception {
+        for (int attempt = 0; attempt < 200; attempt++) {
+            Socket s = new Socket("127.0.0.1", c.port());
+            s.getOutputStream().write(hello(c.secret(), 0));
+            try {
+                Wire.read(new DataInputStream(s.getInputStream()), 1 << 20);
+                return s;
+            } catch (java.io.EOFException refusedWhileTheOldConnectionEnds) {
+                s.close();
+                Thread.sleep(10);
+            }
+        }
+        throw new AssertionError("rank 0 was never free again");
+    }
+
+    record Session(CoordinatorClient client, CoordinatorClient.Welcome welcome) {}
+
+    /** A client welcomed as rank; see session() for why it may take a few tries. */
+    static Session welcomed(Coordinator c, int rank) throws Exception {
+        for (int attempt = 0; ; attempt++) {
+            CoordinatorClient client = client(c, rank, c.secret());
+            try {
+                return new Session(client, client.welcome());
+            } catch (java.io.EOFException e) {
+                client.close();
+                if (attempt > 200) throw e;
+                Thread.sleep(10);
+            }
+        }
+    }
+
     /** One replica's steps from its welcome on: a BN all-reduce (checked) and a gradient that depends on step and rank. */
-    static float[] replica(Coordinator c, int rank, int workers, int untilStep) throws IOException {
-        try (CoordinatorClient client = client(c, rank, c.secret())) {
-            CoordinatorClient.Welcome w = client.welcome();
+    static float[] replica(Coordinator c, int rank, int workers, int untilStep) throws Exception {
+        Session session = welcomed(c, rank);
+        try (CoordinatorClient client = session.client()) {
+            CoordinatorClient.Welcome w = session.welcome();
             float[] params = w.params();
             for (int step = w.startStep(); step < untilStep; step++) {
                 if (workers > 1) { // with one replica there is nothing to synchronize (and the service refuses BN frames)
@@ -173,11 +209,8 @@ class CoordinatorHostileTest {
         try (Coordinator c = start(1, steps)) {
             replica(c, 0, 1, 3); // steps 0..2, then this replica goes away
             // a gradient of the wrong length
-            try (Socket s = new Socket("127.0.0.1", c.port())) {
+            try (Socket s = session(c)) {
                 DataOutputStream out = new DataOutputStream(s.getOutputStream());
-                out.write(hello(c.secret(), 0));
-                DataInputStream in = new DataInputStream(s.getInputStream());
-                Wire.read(in, 1 << 20); // welcome
                 Wire.Out g = new Wire.Out(Wire.GRAD);
                 g.data.writeInt(1);
                 g.data.writeInt(3);
@@ -191,9 +224,7 @@ class CoordinatorHostileTest {
             }
             // an oversized frame after a good hello, then a replay of step 1, which is over
             for (byte[] attack : new byte[][] {{0x7f, 0, 0, 0, Wire.GRAD}, replayOfStep(1)}) {
-                try (Socket s = new Socket("127.0.0.1", c.port())) {
-                    s.getOutputStream().write(hello(c.secret(), 0));
-                    Wire.read(new DataInputStream(s.getInputStream()), 1 << 20);
+                try (Socket s = session(c)) {
                     s.getOutputStream().write(attack);
                     assertEquals(-1, s.getInputStream().read(), "dropped");
                 }
