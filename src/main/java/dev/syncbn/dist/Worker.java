@@ -3,7 +3,6 @@ package dev.syncbn.dist;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.BnReducer;
-import dev.syncbn.nn.Buf;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.nn.SoftmaxCrossEntropy;
