@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The main job on one machine, from nothing: installs the dataset package if missing, builds, prepares
+# The main job on one machine, from nothing: installs the dataset package (and Maven, a JDK) if missing, builds, prepares
 # Fashion-MNIST as Parquet (once) and trains 2 replicas with sync BN in Spark local mode for 10 epochs.
 # Extra options go to the training command, e.g. jobs/quickstart.sh --epochs 2 --bn local
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RAW=/usr/share/datasets/fashion-mnist
-if [ ! -d "$RAW" ]; then
-  echo "installing dataset-fashion-mnist ..." >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
-  else sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist; fi
+need=()
+[ -d "$RAW" ] || need+=(dataset-fashion-mnist)
+command -v mvn >/dev/null || need+=(maven)
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} ..." >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${need[@]}"
 fi
 if [ ! -f "$ROOT/out/fashion/_SYNCBN_PREPARED" ]; then
   "$ROOT/jobs/prepare-data.sh" --input "$RAW" --output "$ROOT/out/fashion" --files 4
