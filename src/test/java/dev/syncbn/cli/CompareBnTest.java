@@ -35,5 +35,6 @@ class CompareBnTest {
         String report = Files.readString(Path.of(out, "report.md"));
         assertTrue(report.contains("W=2, 4 per worker: sync BN's final test accuracy is"), report);
         assertTrue(report.contains("| 2 | 16 | sync |"), report);
+        assertTrue(report.contains("Across this grid, sync BN's final test accuracy minus local BN's ranges from"), report);
     }
 }
