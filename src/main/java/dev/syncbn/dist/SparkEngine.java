@@ -87,19 +87,19 @@ public final class SparkEngine implements Engine {
     @Override
     public EpochResult trainEpoch(int epoch, int[] order, Progress progress) throws Exception {
         int w = s.workers(), steps = stepsPerEpoch();
-        float[] state = floats(net.state);
+        float[] state = net.state.toFloats();
         float[][] states = new float[w][];
         for (int r = 0; r < w; r++) states[r] = state;
         double[] split = new double[4];
         double[] totals = new double[3];
-        coordinator.startEpoch(epoch, steps, 0, floats(net.params), states, new Coordinator.StepHandler() {
+        coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), states, new Coordinator.StepHandler() {
             @Override
             public float[] apply(Coordinator.StepReport report) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
                 // the replicas' gradients are already scaled by 1/(global batch): their sum is the global gradient
                 for (int i = 0; i < report.gradSum().length; i++) net.grads.set(i, report.gradSum()[i]);
                 adam.apply(net.params, net.grads);
-                return floats(net.params);
+                return net.params.toFloats();
             }
 
             @Override
@@ -145,7 +145,7 @@ public final class SparkEngine implements Engine {
 
     @Override
     public Totals evaluate() {
-        Evaluator.Totals t = evaluate(testBlocks, spec, floats(net.params), floats(net.state), s.threadsPerTask());
+        Evaluator.Totals t = evaluate(testBlocks, spec, net.params.toFloats(), net.state.toFloats(), s.threadsPerTask());
         return new Totals(t.lossSum(), t.correct(), t.count());
     }
 
@@ -162,12 +162,6 @@ public final class SparkEngine implements Engine {
     @Override
     public void restore(ModelFile model) {
         model.restore(net, adam);
-    }
-
-    static float[] floats(dev.syncbn.nn.Buf b) {
-        float[] out = new float[b.length()];
-        b.copyTo(out);
-        return out;
     }
 
     @Override

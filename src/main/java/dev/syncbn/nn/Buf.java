@@ -72,6 +72,13 @@ public abstract class Buf {
     /** Copies the first dst.length values into dst (a bulk copy in float precision). */
     public abstract void copyTo(float[] dst);
 
+    /** All values as a new float array. */
+    public final float[] toFloats() {
+        float[] out = new float[length()];
+        copyTo(out);
+        return out;
+    }
+
     /** Overwrites the first src.length values with src (a bulk copy in float precision). */
     public abstract void copyFrom(float[] src);
 

@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-import dev.syncbn.nn.Buf;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
@@ -21,18 +20,8 @@ public record ModelFile(NetSpec spec, float[] params, float[] state, float[] ada
     private static final String MAGIC = "syncbn-model-1";
 
     public static ModelFile of(ConvNet net, Adam adam, int epoch, Map<String, String> settings) {
-        return new ModelFile(net.spec, floats(net.params), floats(net.state), floats(adam.m), floats(adam.v), adam.step(), epoch,
+        return new ModelFile(net.spec, net.params.toFloats(), net.state.toFloats(), adam.m.toFloats(), adam.v.toFloats(), adam.step(), epoch,
                 new LinkedHashMap<>(settings));
-    }
-
-    private static float[] floats(Buf b) {
-        float[] out = new float[b.length()];
-        for (int i = 0; i < out.length; i++) out[i] = (float) b.get(i);
-        return out;
-    }
-
-    private static void copyInto(float[] src, Buf dst) {
-        for (int i = 0; i < src.length; i++) dst.set(i, src[i]);
     }
 
     /** Puts this model into net and adam; a network of another description is refused. */
@@ -40,11 +29,11 @@ public record ModelFile(NetSpec spec, float[] params, float[] state, float[] ada
         if (!spec.equals(net.spec)) {
             throw new IllegalArgumentException("the saved model is a network " + spec + ", this run builds " + net.spec);
         }
-        copyInto(params, net.params);
-        copyInto(state, net.state);
+        net.params.copyFrom(params);
+        net.state.copyFrom(state);
         if (adam != null) {
-            copyInto(adamM, adam.m);
-            copyInto(adamV, adam.v);
+            adam.m.copyFrom(adamM);
+            adam.v.copyFrom(adamV);
             adam.setStep(step);
         }
     }
