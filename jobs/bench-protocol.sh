@@ -3,4 +3,4 @@
 source "$(dirname "$0")/common.sh"
 build_if_needed
 # shellcheck disable=SC2086
-exec java $JAVA_OPTS dev.syncbn.dist.ProtocolBench "$@"
+exec java $JAVA_OPTS dev.syncbn.coord.ProtocolBench "$@"

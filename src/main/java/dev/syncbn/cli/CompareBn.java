@@ -1,8 +1,8 @@
 package dev.syncbn.cli;
 
 import dev.syncbn.data.Dataset;
-import dev.syncbn.dist.BnMode;
-import dev.syncbn.dist.SparkEngine;
+import dev.syncbn.nn.BnMode;
+import dev.syncbn.spark.SparkEngine;
 import dev.syncbn.train.Metrics;
 import dev.syncbn.train.Trainer;
 import java.io.File;
@@ -132,7 +132,7 @@ final class CompareBn {
         Dataset small = data[0].head(workers * 8 * 20);
         try (SparkEngine engine = new SparkEngine(sc, small, data[1].head(64), new SparkEngine.Settings(workers, 8, BnMode.parse("sync", workers), 1e-3, 1,
                 threads, -1))) {
-            engine.trainEpoch(1, dev.syncbn.data.Shuffle.order(small.size(), 1, 1), (s, steps, loss, soFar) -> {});
+            engine.trainEpoch(1, (s, steps, loss, soFar) -> {});
         }
     }
 

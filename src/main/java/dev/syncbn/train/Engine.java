@@ -34,8 +34,8 @@ public interface Engine extends AutoCloseable {
         }
     }
 
-    /** Trains on the training samples in the given order, global batch after global batch. */
-    EpochResult trainEpoch(int epoch, int[] order, Progress progress) throws Exception;
+    /** Trains one epoch, global batch after global batch, in the order the Sampler gives for the run's seed and this epoch. */
+    EpochResult trainEpoch(int epoch, Progress progress) throws Exception;
 
     /** Loss and accuracy on the test set in evaluation mode. */
     Totals evaluate() throws Exception;

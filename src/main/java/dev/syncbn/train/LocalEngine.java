@@ -1,6 +1,7 @@
 package dev.syncbn.train;
 
 import dev.syncbn.data.Dataset;
+import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.nn.SoftmaxCrossEntropy;
@@ -12,6 +13,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 public final class LocalEngine implements Engine {
     private final Dataset train, test;
     private final int batch;
+    private final long seed;
     public final ConvNet net;
     public final Adam adam;
     private final int[] labels;
@@ -20,6 +22,7 @@ public final class LocalEngine implements Engine {
         this.train = train;
         this.test = test;
         this.batch = batch;
+        this.seed = seed;
         this.net = new ConvNet(NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes()),
                 batch, threads, DataType.FLOAT);
         net.init(seed);
@@ -28,8 +31,13 @@ public final class LocalEngine implements Engine {
     }
 
     @Override
-    public EpochResult trainEpoch(int epoch, int[] order, Progress progress) {
-        int steps = (order.length + batch - 1) / batch;
+    public EpochResult trainEpoch(int epoch, Progress progress) {
+        return trainSteps(epoch, Sampler.order(train.size(), seed, epoch), progress);
+    }
+
+    /** Trains on the training samples in the given order, batch after batch (the benchmark chooses its own). */
+    public EpochResult trainSteps(int epoch, int[] order, Progress progress) {
+        int steps = Sampler.steps(order.length, batch);
         double lossSum = 0, updateS = 0;
         long correct = 0, count = 0, t0 = System.nanoTime();
         for (int s = 0; s < steps; s++) {
@@ -57,7 +65,7 @@ public final class LocalEngine implements Engine {
 
     @Override
     public int stepsPerEpoch() {
-        return (train.size() + batch - 1) / batch;
+        return Sampler.steps(train.size(), batch);
     }
 
     @Override

@@ -1,6 +1,6 @@
 package dev.syncbn.train;
 
-import dev.syncbn.data.Shuffle;
+import dev.syncbn.data.Sampler;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
@@ -65,7 +65,7 @@ public final class Trainer {
             int e = epoch;
             long t0 = System.nanoTime();
             long[] lastPrint = {t0};
-            Engine.EpochResult result = engine.trainEpoch(epoch, Shuffle.order(trainSize, cfg.seed(), epoch), (step, steps, stepLoss, soFar) -> {
+            Engine.EpochResult result = engine.trainEpoch(epoch, (step, steps, stepLoss, soFar) -> {
                 stepLog.add(String.format(java.util.Locale.ROOT, "%d,%.8f", ++globalStep[0], stepLoss));
                 long now = System.nanoTime();
                 if (cfg.progressSeconds() > 0 && (now - lastPrint[0]) / 1e9 >= cfg.progressSeconds() && step + 1 < steps) {

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.syncbn.dist.SparkSetup;
+import dev.syncbn.spark.SparkSetup;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.syncbn.dist.SparkSetup;
+import dev.syncbn.spark.SparkSetup;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;

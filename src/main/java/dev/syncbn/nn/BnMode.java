@@ -1,4 +1,4 @@
-package dev.syncbn.dist;
+package dev.syncbn.nn;
 
 import java.io.Serializable;
 

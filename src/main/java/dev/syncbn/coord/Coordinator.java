@@ -1,4 +1,6 @@
-package dev.syncbn.dist;
+package dev.syncbn.coord;
+
+import dev.syncbn.nn.BnMode;
 
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;

@@ -1,4 +1,4 @@
-package dev.syncbn.dist;
+package dev.syncbn.coord;
 
 import java.io.DataInputStream;
 import java.io.DataOutputStream;

@@ -1,4 +1,6 @@
-package dev.syncbn.dist;
+package dev.syncbn.coord;
+
+import dev.syncbn.nn.BnMode;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,4 +1,4 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
 
 import java.io.File;
 import java.io.IOException;

@@ -1,7 +1,7 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
 
 import dev.syncbn.data.Dataset;
-import dev.syncbn.data.Shuffle;
+import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.NetSpec;
 import java.io.Serializable;
 import java.util.ArrayList;
@@ -80,20 +80,15 @@ public final class Blocks {
         return out;
     }
 
-    /**
-     * The epoch's assignment, as PyTorch's DistributedSampler makes it: the seeded shuffle of all n
-     * samples, position p going to replica p % W as that replica's sample number p / W. Replica r's
-     * j-th batch of b is then exactly the r-th share of positions [j*W*b, (j+1)*W*b): the same samples
-     * as the j-th batch of W*b in one process.
-     */
+    /** This block's share of the epoch's assignment (Sampler): each sample goes to its replica with its place there. */
     public static Iterator<Tuple2<Integer, Part>> assign(Block block, int n, long seed, int epoch, int workers) {
-        int[] order = Shuffle.order(n, seed, epoch);
+        int[] order = Sampler.order(n, seed, epoch);
         int[] position = new int[n];
         for (int p = 0; p < n; p++) position[order[p]] = p;
         for (int i : block.index()) if (i < 0 || i >= n) throw new IllegalStateException("sample number " + i + " in a set of " + n);
         int size = block.pixels().length / Math.max(1, block.size());
         int[] perReplica = new int[workers];
-        for (int i = 0; i < block.size(); i++) perReplica[position[block.index()[i]] % workers]++;
+        for (int i = 0; i < block.size(); i++) perReplica[Sampler.replicaOf(position[block.index()[i]], workers)]++;
         List<Tuple2<Integer, Part>> out = new ArrayList<>();
         int[][] local = new int[workers][];
         byte[][] pix = new byte[workers][], lab = new byte[workers][];
@@ -104,8 +99,8 @@ public final class Blocks {
         }
         int[] filled = new int[workers];
         for (int i = 0; i < block.size(); i++) {
-            int p = position[block.index()[i]], r = p % workers, k = filled[r]++;
-            local[r][k] = p / workers;
+            int p = position[block.index()[i]], r = Sampler.replicaOf(p, workers), k = filled[r]++;
+            local[r][k] = Sampler.localIndex(p, workers);
             System.arraycopy(block.pixels(), i * size, pix[r], k * size, size);
             lab[r][k] = block.labels()[i];
         }
@@ -129,11 +124,6 @@ public final class Blocks {
         }
         if (seen != count) throw new IllegalStateException("replica received " + seen + " samples, expected " + count);
         return new Dataset(pixels, labels, shape.channels(), shape.height(), shape.width(), shape.classes());
-    }
-
-    /** How many samples replica r gets in an epoch of n. */
-    public static int countFor(int replica, int n, int workers) {
-        return n / workers + (replica < n % workers ? 1 : 0);
     }
 
     /** Sends key r to partition r. */

@@ -1,6 +1,10 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
+
+import dev.syncbn.nn.BnMode;
+import dev.syncbn.coord.CoordinatorClient;
 
 import dev.syncbn.data.Dataset;
+import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.ConvNet;
@@ -21,14 +25,14 @@ import scala.runtime.AbstractFunction1;
  * forward and backward pass of its part of the global batch (BN statistics all-reduced through the
  * coordinator in sync modes), hands in its gradient and takes the new parameters.
  */
-public final class Worker extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
+public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
     /** Everything a replica needs to know about the run; shipped in the task closure. */
     public record Job(String host, int port, byte[] secret, int workers, int batchPerWorker, int trainSize, NetSpec spec, BnMode bn,
             int threads, int epoch, int failAtStep) implements Serializable {}
 
     private final Job job;
 
-    public Worker(Job job) {
+    public ReplicaTask(Job job) {
         this.job = job;
     }
 
@@ -49,16 +53,16 @@ public final class Worker extends AbstractFunction1<Iterator<Blocks.Part>, Itera
 
     private void run(int rank, int attempt, java.util.Iterator<Blocks.Part> parts, TaskContext ctx) throws Exception {
         int w = job.workers(), b = job.batchPerWorker();
-        Dataset mine = Blocks.merge(parts, Blocks.countFor(rank, job.trainSize(), w), job.spec());
+        Dataset mine = Blocks.merge(parts, Sampler.countFor(rank, job.trainSize(), w), job.spec());
         Backend.init(job.threads());
         try (ConvNet net = new ConvNet(job.spec(), b, job.threads(), DataType.FLOAT);
                 CoordinatorClient client = new CoordinatorClient(job.host(), job.port(), job.secret(), rank, job.epoch(), attempt, net.paramCount(),
-                        net.state.length(), bnChannels(job.spec()), ctx::isInterrupted)) {
+                        net.state.length(), job.spec().convWidths(), ctx::isInterrupted)) {
             CoordinatorClient.Welcome welcome = client.welcome();
             net.params.copyFrom(welcome.params());
             net.state.copyFrom(welcome.state());
             net.setReducer(job.bn().synced() ? client : BnReducer.LOCAL);
-            int steps = (job.trainSize() + w * b - 1) / (w * b);
+            int steps = Sampler.steps(job.trainSize(), w * b);
             int[] order = new int[mine.size()];
             for (int i = 0; i < order.length; i++) order[i] = i;
             int[] labels = new int[b];
@@ -86,10 +90,6 @@ public final class Worker extends AbstractFunction1<Iterator<Blocks.Part>, Itera
                 net.params.copyFrom(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, state));
             }
         }
-    }
-
-    static int[] bnChannels(NetSpec spec) {
-        return spec.convWidths();
     }
 
 }

@@ -1,4 +1,4 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
 
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.ConvNet;

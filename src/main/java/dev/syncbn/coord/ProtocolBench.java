@@ -1,4 +1,6 @@
-package dev.syncbn.dist;
+package dev.syncbn.coord;
+
+import dev.syncbn.nn.BnMode;
 
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
@@ -21,7 +23,7 @@ public final class ProtocolBench {
             paramCount = net.paramCount();
             stateCount = net.state.length();
         }
-        int[] channels = Worker.bnChannels(spec);
+        int[] channels = spec.convWidths();
         for (String mode : new String[] {"local", "sync", "local", "sync"}) {
             BnMode bn = BnMode.parse(mode, workers);
             try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels)) {

@@ -1,4 +1,6 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
+
+import dev.syncbn.nn.BnMode;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -6,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.syncbn.data.Dataset;
-import dev.syncbn.data.Shuffle;
+import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
@@ -48,7 +50,7 @@ class SparkTrainingTest {
         List<Double> losses = new ArrayList<>();
         try (SparkEngine e = new SparkEngine(sc, data, test, new SparkEngine.Settings(workers, batch, BnMode.parse(bn, workers), 1e-3, 7, 1, failAtStep))) {
             for (int epoch = 1; epoch <= epochs; epoch++) {
-                e.trainEpoch(epoch, Shuffle.order(n, 7, epoch), (s, steps, loss, soFar) -> losses.add(loss));
+                e.trainEpoch(epoch, (s, steps, loss, soFar) -> losses.add(loss));
             }
             return new Run(losses, e.snapshot(epochs, Map.of()).params());
         }
@@ -59,7 +61,7 @@ class SparkTrainingTest {
         List<Double> losses = new ArrayList<>();
         try (LocalEngine e = new LocalEngine(data, test, batch, 1e-3, 7, 2)) {
             for (int epoch = 1; epoch <= epochs; epoch++) {
-                e.trainEpoch(epoch, Shuffle.order(n, 7, epoch), (s, steps, loss, soFar) -> losses.add(loss));
+                e.trainEpoch(epoch, (s, steps, loss, soFar) -> losses.add(loss));
             }
             return new Run(losses, e.snapshot(epochs, Map.of()).params());
         }
@@ -112,7 +114,7 @@ class SparkTrainingTest {
         int w = 4, b = 8, n = w * b; // one step
         Run group = runSpark(n, w, b, "group:2", 1, -1);
         // the reference: each group's 2b samples through one network (normalized by the global batch), gradients summed, one Adam step
-        int[] order = Shuffle.order(n, 7, 1);
+        int[] order = Sampler.order(n, 7, 1);
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
         try (ConvNet net = new ConvNet(spec, 2 * b, 2, DataType.FLOAT)) {
             net.init(7);
@@ -177,13 +179,13 @@ class SparkTrainingTest {
         SparkEngine.Settings settings = new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 1, -1);
         float[] fromDriver, fromParquet;
         try (SparkEngine e = new SparkEngine(sc, small, smallTest, settings)) {
-            e.trainEpoch(1, Shuffle.order(300, 7, 1), (s, steps, loss, soFar) -> {});
+            e.trainEpoch(1, (s, steps, loss, soFar) -> {});
             fromDriver = e.snapshot(1, Map.of()).params();
         }
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
         try (SparkEngine e = new SparkEngine(sc, Blocks.fromPrepared(spark, dir, "train", 2, 300, 1, 28, 28), 300,
                 Blocks.fromPrepared(spark, dir, "test", 2, 100, 1, 28, 28), spec, settings)) {
-            e.trainEpoch(1, Shuffle.order(300, 7, 1), (s, steps, loss, soFar) -> {});
+            e.trainEpoch(1, (s, steps, loss, soFar) -> {});
             fromParquet = e.snapshot(1, Map.of()).params();
             assertEquals(100, e.evaluate().count());
         }

@@ -1,6 +1,10 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
+
+import dev.syncbn.nn.BnMode;
+import dev.syncbn.coord.Coordinator;
 
 import dev.syncbn.data.Dataset;
+import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
@@ -63,7 +67,7 @@ public final class SparkEngine implements Engine {
         this.adam = new Adam(net.params, s.lr());
         this.trainBlocks = train.persist(StorageLevel.MEMORY_ONLY());
         this.testBlocks = test.persist(StorageLevel.MEMORY_ONLY());
-        this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), Worker.bnChannels(spec));
+        this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths());
     }
 
     private static String driverHost(JavaSparkContext sc) {
@@ -81,11 +85,11 @@ public final class SparkEngine implements Engine {
 
     @Override
     public int stepsPerEpoch() {
-        return (trainSize + s.workers() * s.batchPerWorker() - 1) / (s.workers() * s.batchPerWorker());
+        return Sampler.steps(trainSize, s.workers() * s.batchPerWorker());
     }
 
     @Override
-    public EpochResult trainEpoch(int epoch, int[] order, Progress progress) throws Exception {
+    public EpochResult trainEpoch(int epoch, Progress progress) throws Exception {
         int w = s.workers(), steps = stepsPerEpoch();
         float[] state = net.state.toFloats();
         float[][] states = new float[w][];
@@ -119,7 +123,7 @@ public final class SparkEngine implements Engine {
         long seed = s.seed();
         JavaRDD<Blocks.Part> parts = trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers))
                 .partitionBy(new Blocks.ReplicaPartitioner(w)).values();
-        Worker worker = new Worker(new Worker.Job(coordinator.host(), coordinator.port(), coordinator.secret(), w, s.batchPerWorker(), trainSize, spec,
+        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), coordinator.secret(), w, s.batchPerWorker(), trainSize, spec,
                 s.bn(), s.threadsPerTask(), epoch, s.failAtStep()));
         sc.setJobDescription("syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)");
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result

@@ -1,4 +1,4 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,4 +1,4 @@
-package dev.syncbn.dist;
+package dev.syncbn.coord;
 
 import dev.syncbn.nn.BnReducer;
 import java.io.BufferedInputStream;
@@ -16,8 +16,8 @@ import java.util.function.BooleanSupplier;
  * and the per-step gradient hand-in. Reads block without a timeout; a watchdog closes the socket when
  * Spark kills the task, since a blocked socket read ignores thread interrupts.
  */
-final class CoordinatorClient implements BnReducer, AutoCloseable {
-    record Welcome(int startStep, float[] params, float[] state) {}
+public final class CoordinatorClient implements BnReducer, AutoCloseable {
+    public record Welcome(int startStep, float[] params, float[] state) {}
 
     private final Socket socket;
     private final DataInputStream in;
@@ -28,7 +28,7 @@ final class CoordinatorClient implements BnReducer, AutoCloseable {
     private int step;
     private long bnWaitNanos;
 
-    CoordinatorClient(String host, int port, byte[] secret, int rank, int epoch, int attempt, int paramCount, int stateCount, int[] bnChannels,
+    public CoordinatorClient(String host, int port, byte[] secret, int rank, int epoch, int attempt, int paramCount, int stateCount, int[] bnChannels,
             BooleanSupplier killed) throws IOException {
         this.epoch = epoch;
         this.paramCount = paramCount;
@@ -65,7 +65,7 @@ final class CoordinatorClient implements BnReducer, AutoCloseable {
         watchdog.start();
     }
 
-    Welcome welcome() throws IOException {
+    public Welcome welcome() throws IOException {
         DataInputStream f = expect(Wire.WELCOME);
         int start = f.readInt();
         Welcome w = new Welcome(start, Wire.floats(f, paramCount), Wire.floats(f, stateCount));
@@ -100,14 +100,14 @@ final class CoordinatorClient implements BnReducer, AutoCloseable {
     }
 
     /** Seconds spent in BN all-reduces since the last call. */
-    double takeBnWaitSeconds() {
+    public double takeBnWaitSeconds() {
         double s = bnWaitNanos / 1e9;
         bnWaitNanos = 0;
         return s;
     }
 
     /** Hands in this replica's gradient of the current step; returns the parameters after the driver's update. */
-    float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
+    public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
         Wire.Out f = new Wire.Out(Wire.GRAD);
         f.data.writeInt(epoch);
         f.data.writeInt(step);

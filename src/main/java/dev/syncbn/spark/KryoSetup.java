@@ -1,4 +1,4 @@
-package dev.syncbn.dist;
+package dev.syncbn.spark;
 
 import com.esotericsoftware.kryo.Kryo;
 import com.esotericsoftware.kryo.Serializer;
