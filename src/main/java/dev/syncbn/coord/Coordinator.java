@@ -13,8 +13,6 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.logging.Logger;
@@ -34,24 +32,19 @@ import java.util.logging.Logger;
 public final class Coordinator implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Coordinator.class.getName());
 
-    /** What the replicas of one step handed in, summed. */
-    public record StepReport(int epoch, int step, double[] gradSum, long count, double lossSum, long correct, float[][] states,
-            double computeS, double bnWaitS) {}
-
     /** Per-step time split, seconds, as the replicas and the driver measured it. */
     public record StepTimes(double computeS, double bnWaitS, double exchangeS, double updateS) {}
 
     public interface StepHandler {
         /** All gradients of a step are in: apply them and return the new parameters. */
-        float[] apply(StepReport report);
+        float[] apply(StepAggregator.StepReport report);
 
         /** After each step, with its time split; exchange is the step's wall time less the other three. */
-        void stepDone(StepReport report, StepTimes times);
+        void stepDone(StepAggregator.StepReport report, StepTimes times);
     }
 
     private final int workers, paramCount, stateCount, maxFrame;
     private final BnMode bn;
-    private final int[] bnChannels;
     private final byte[] secret = new byte[Wire.SECRET_BYTES];
     private final ServerSocket server;
     private final ExecutorService connections = Executors.newCachedThreadPool(r -> {
@@ -68,16 +61,10 @@ public final class Coordinator implements AutoCloseable {
     private float[] params;
     private byte[] paramsFrame; // the PARAMS reply for the current parameters, built once for all replicas
     private float[][] replicaStates;
-    private final double[][] grads;
-    private final float[][] pendingStates;
-    private final long[] counts, correct;
-    private final double[] lossSums, computeS, bnWaitS;
-    private int gradsIn;
+    private final StepAggregator aggregator;
     private long lastStepEnd; // nanoTime when the last step (or the attempt) began
     private final boolean[] connected; // ranks with a live connection in the current attempt
-    private final Map<String, double[][]> bnParts = new HashMap<>();
-    private final Map<String, double[]> bnSums = new HashMap<>();
-    private String failure;
+    private Throwable failure;
 
     /** bnChannels: the channel count of each BN layer, in order. */
     public Coordinator(String bindHost, int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) throws IOException {
@@ -85,16 +72,9 @@ public final class Coordinator implements AutoCloseable {
         this.bn = bn;
         this.paramCount = paramCount;
         this.stateCount = stateCount;
-        this.bnChannels = bnChannels.clone();
         this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
-        this.grads = new double[workers][];
+        this.aggregator = new StepAggregator(workers, bn, paramCount, stateCount, bnChannels);
         this.connected = new boolean[workers];
-        this.pendingStates = new float[workers][];
-        this.counts = new long[workers];
-        this.correct = new long[workers];
-        this.lossSums = new double[workers];
-        this.computeS = new double[workers];
-        this.bnWaitS = new double[workers];
         new SecureRandom().nextBytes(secret);
         server = new ServerSocket();
         server.setReceiveBufferSize(Wire.SOCKET_BUFFER); // inherited by accepted sockets; must precede bind
@@ -147,17 +127,13 @@ public final class Coordinator implements AutoCloseable {
     }
 
     /** A failure in the step handler (the driver's side), or null. */
-    public synchronized String failure() {
+    public synchronized Throwable failure() {
         return failure;
     }
 
     private void clearPending() {
-        java.util.Arrays.fill(grads, null);
-        java.util.Arrays.fill(pendingStates, null);
-        gradsIn = 0;
+        aggregator.clear();
         lastStepEnd = System.nanoTime();
-        bnParts.clear();
-        bnSums.clear();
     }
 
     private void acceptLoop() {
@@ -250,27 +226,14 @@ public final class Coordinator implements AutoCloseable {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt(), layer = frame.readInt();
         boolean forward = frame.readBoolean();
         if (!bn.synced()) throw new Wire.ProtocolException("BN statistics sent in local BN mode");
-        if (layer < 0 || layer >= bnChannels.length) throw new Wire.ProtocolException("BN layer " + layer);
-        int length = forward ? 2 * bnChannels[layer] + 1 : 2 * bnChannels[layer];
-        double[] sums = Wire.doubles(frame, length);
+        double[] sums = Wire.doubles(frame, aggregator.bnLength(layer, forward));
         Wire.expectEnd(frame);
-        int group = bn.groupOf(rank), first = group * bn.groupSize();
-        String key = frameStep + "/" + layer + "/" + forward + "/" + group;
         double[] result;
         synchronized (this) {
             checkLive(myAttempt, frameEpoch, frameStep);
-            double[][] parts = bnParts.computeIfAbsent(key, k -> new double[bn.groupSize()][]);
-            if (parts[rank - first] != null) throw new Wire.ProtocolException("second BN contribution for " + key);
-            parts[rank - first] = sums;
-            boolean complete = true;
-            for (double[] part : parts) complete &= part != null;
-            if (complete) {
-                double[] total = new double[length];
-                for (double[] part : parts) for (int i = 0; i < length; i++) total[i] += part[i];
-                bnSums.put(key, total);
-                notifyAll();
-            }
-            while ((result = bnSums.get(key)) == null) {
+            aggregator.addBn(frameStep, layer, forward, rank, sums);
+            if (aggregator.bnSum(frameStep, layer, forward, rank) != null) notifyAll();
+            while ((result = aggregator.bnSum(frameStep, layer, forward, rank)) == null) {
                 wait();
                 checkLive(myAttempt, frameEpoch, frameStep);
             }
@@ -287,23 +250,10 @@ public final class Coordinator implements AutoCloseable {
         float[] grad = Wire.floats(frame, paramCount);
         float[] state = Wire.floats(frame, stateCount);
         Wire.expectEnd(frame);
-        if (count < 0 || right < 0 || right > count || !Double.isFinite(compute) || !Double.isFinite(bnWait)) {
-            throw new Wire.ProtocolException("implausible gradient report (count " + count + ", correct " + right + ")");
-        }
         byte[] reply;
         synchronized (this) {
             checkLive(myAttempt, frameEpoch, frameStep);
-            if (grads[rank] != null) throw new Wire.ProtocolException("second gradient for step " + frameStep);
-            double[] g = new double[paramCount];
-            for (int i = 0; i < paramCount; i++) g[i] = grad[i];
-            grads[rank] = g;
-            pendingStates[rank] = state;
-            counts[rank] = count;
-            correct[rank] = right;
-            lossSums[rank] = lossSum;
-            computeS[rank] = compute;
-            bnWaitS[rank] = bnWait;
-            if (++gradsIn == workers) completeStep();
+            if (aggregator.addGradient(rank, new StepAggregator.Contribution(count, lossSum, right, compute, bnWait, grad, state))) completeStep();
             while (step == frameStep) {
                 wait();
                 if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
@@ -316,31 +266,19 @@ public final class Coordinator implements AutoCloseable {
 
     /** All gradients of the current step are in (called holding the lock). */
     private void completeStep() {
-        double[] sum = new double[paramCount];
-        long count = 0, right = 0;
-        double loss = 0, compute = 0, bnWait = 0;
-        for (int r = 0; r < workers; r++) { // rank order: the sum does not depend on arrival order
-            double[] g = grads[r];
-            for (int i = 0; i < paramCount; i++) sum[i] += g[i];
-            count += counts[r];
-            right += correct[r];
-            loss += lossSums[r];
-            compute += computeS[r] / workers;
-            bnWait += bnWaitS[r] / workers;
-        }
+        StepAggregator.StepReport report = aggregator.sum(epoch, step);
         try {
-            StepReport report = new StepReport(epoch, step, sum, count, loss, right, pendingStates.clone(), compute, bnWait);
             long t0 = System.nanoTime();
             params = handler.apply(report).clone();
             paramsFrame = new Wire.Out(Wire.PARAMS).floats(params).toBytes();
             long t1 = System.nanoTime();
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
-            for (int r = 0; r < workers; r++) replicaStates[r] = pendingStates[r];
+            replicaStates = report.states();
             step++;
-            handler.stepDone(report, new StepTimes(compute, bnWait, Math.max(0, wall - compute - bnWait - update), update));
+            handler.stepDone(report, new StepTimes(report.computeS(), report.bnWaitS(), Math.max(0, wall - report.computeS() - report.bnWaitS() - update), update));
         } catch (RuntimeException | IOException e) {
-            failure = e.getMessage();
-            LOG.severe(failure);
+            failure = e; // kept whole: the user sees the driver's own error, with its cause, not the replicas' echoes of it
+            LOG.severe(String.valueOf(e.getMessage()));
             attempt = Integer.MAX_VALUE; // no replica of this epoch goes on
         }
         clearPending();

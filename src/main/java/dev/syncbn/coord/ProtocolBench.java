@@ -30,12 +30,12 @@ public final class ProtocolBench {
                 float[][] states = new float[workers][stateCount];
                 c.startEpoch(1, steps, 0, new float[paramCount], states, new Coordinator.StepHandler() {
                     @Override
-                    public float[] apply(Coordinator.StepReport r) {
+                    public float[] apply(StepAggregator.StepReport r) {
                         return new float[paramCount];
                     }
 
                     @Override
-                    public void stepDone(Coordinator.StepReport r, Coordinator.StepTimes t) {}
+                    public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {}
                 });
                 Thread[] replicas = new Thread[workers];
                 long t0 = System.nanoTime();

@@ -2,6 +2,7 @@ package dev.syncbn.spark;
 
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.coord.Coordinator;
+import dev.syncbn.coord.StepAggregator;
 
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
@@ -98,7 +99,7 @@ public final class SparkEngine implements Engine {
         double[] totals = new double[3];
         coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), states, new Coordinator.StepHandler() {
             @Override
-            public float[] apply(Coordinator.StepReport report) {
+            public float[] apply(StepAggregator.StepReport report) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
                 // the replicas' gradients are already scaled by 1/(global batch): their sum is the global gradient
                 for (int i = 0; i < report.gradSum().length; i++) net.grads.set(i, report.gradSum()[i]);
@@ -107,7 +108,7 @@ public final class SparkEngine implements Engine {
             }
 
             @Override
-            public void stepDone(Coordinator.StepReport r, Coordinator.StepTimes t) {
+            public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {
                 totals[0] += r.lossSum();
                 totals[1] += r.correct();
                 totals[2] += r.count();
@@ -132,10 +133,9 @@ public final class SparkEngine implements Engine {
             JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
-            if (coordinator.failure() != null) throw new IllegalStateException(coordinator.failure(), e);
-            throw e;
+            throw driverFailureOr(e);
         }
-        if (coordinator.failure() != null) throw new IllegalStateException(coordinator.failure());
+        if (coordinator.failure() != null) throw driverFailureOr(null);
         if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);
         float[][] finalStates = coordinator.replicaStates();
         for (int i = 0; i < net.state.length(); i++) {
@@ -145,6 +145,15 @@ public final class SparkEngine implements Engine {
         }
         return new EpochResult(new Totals(totals[0], (long) totals[1], (long) totals[2]), split[0] * 1e3 / steps, split[1] * 1e3 / steps,
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps);
+    }
+
+    /** The coordinator's own failure, with the stage's failure attached, or else the stage's failure. */
+    private Exception driverFailureOr(Exception stageFailure) {
+        Throwable driver = coordinator.failure();
+        if (driver == null) return stageFailure;
+        RuntimeException e = driver instanceof RuntimeException re ? re : new IllegalStateException(driver.getMessage(), driver);
+        if (stageFailure != null) e.addSuppressed(stageFailure);
+        return e;
     }
 
     @Override

@@ -31,13 +31,13 @@ class CoordinatorHostileTest {
         float[] params = new float[P];
         c.startEpoch(1, STEPS, 0, params, new float[workers][S], new Coordinator.StepHandler() {
             @Override
-            public float[] apply(Coordinator.StepReport r) {
+            public float[] apply(StepAggregator.StepReport r) {
                 for (int i = 0; i < P; i++) params[i] += (float) r.gradSum()[i];
                 return params;
             }
 
             @Override
-            public void stepDone(Coordinator.StepReport r, Coordinator.StepTimes t) {
+            public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {
                 stepsDone.incrementAndGet();
             }
         });
