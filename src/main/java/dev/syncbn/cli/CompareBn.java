@@ -1,10 +1,13 @@
 package dev.syncbn.cli;
 
-import dev.syncbn.data.Dataset;
+import dev.syncbn.train.Options;
+import dev.syncbn.data.Sampler;
+import dev.syncbn.spark.SparkData;
+import dev.syncbn.train.TrainConfig;
+import dev.syncbn.train.TrainJob;
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.spark.SparkEngine;
 import dev.syncbn.train.Metrics;
-import dev.syncbn.train.Trainer;
 import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -93,51 +96,47 @@ final class CompareBn {
         // every run of the grid needs W task slots at once; in local mode tasks are threads, so unless --master says
         // otherwise, run local[max W] whatever local default spark-submit chose
         try (SparkSession spark = Main.spark(o, "syncbn-compare-bn", maxWorkers, true); JavaSparkContext sc = new JavaSparkContext(spark.sparkContext())) {
-            Dataset[] data = Main.loadData(o, sc.hadoopConfiguration(), () -> spark);
-            int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
-            warmUp(sc, data, maxWorkers, threads);
+            SparkData data = SparkData.load(spark, o.get("data"), maxWorkers, o.getInt("max-train", 0), o.getInt("max-test", 0));
+            warmUp(sc, data, maxWorkers);
             // time left is estimated from the steps done so far: a run's cost is about proportional to its steps
             long totalSteps = 0, stepsDone = 0;
-            for (Run r : runs) totalSteps += steps(r, data[0].size()) * epochs;
+            for (Run r : runs) totalSteps += steps(r, data.trainSize()) * epochs;
             long t0 = System.nanoTime();
             for (int i = 0; i < runs.size(); i++) {
                 Run r = runs.get(i);
                 System.out.printf("== run %d of %d: W=%d, %d per worker, BN %s%n", i + 1, runs.size(), r.workers(), r.batch(), r.bn());
-                long before = stepsDone, runSteps = steps(r, data[0].size()), allSteps = totalSteps;
+                long before = stepsDone, runSteps = steps(r, data.trainSize()), allSteps = totalSteps;
                 int runIndex = i;
-                try (SparkEngine engine = new SparkEngine(sc, data[0], data[1], new SparkEngine.Settings(r.workers(), r.batch(),
-                        BnMode.parse(r.bn(), r.workers()), o.getPositiveDouble("lr"), o.getLong("seed"), threads, -1))) {
-                    Map<String, String> settings = new LinkedHashMap<>();
-                    Trainer.Config cfg = new Trainer.Config(epochs, o.getLong("seed"), Path.of(outDir, "runs", r.id() + ".csv").toString(), "", "", false, "",
-                            o.getInt("progress-s", 0), settings);
-                    List<Metrics.Epoch> rows = new Trainer(cfg, engine, data[0].size(), sc.hadoopConfiguration()).onEpoch(e -> {
-                        long done = before + runSteps * e.epoch();
-                        double elapsed = (System.nanoTime() - t0) / 1e9, left = elapsed / done * (allSteps - done);
-                        System.out.printf(Locale.ROOT, "progress: run %d of %d, epoch %d of %d, test acc %.4f; %.0f s so far, about %.0f s left%n", runIndex + 1,
-                                runs.size(), e.epoch(), epochs, e.testAcc(), elapsed, left);
-                    }).run();
-                    results.add(new Result(r, rows));
-                }
+                // the same job as `train`, with this run's split and BN mode and its own metrics file
+                TrainConfig c = TrainConfig.from(o.set("workers", Integer.toString(r.workers())).set("batch-per-worker", Integer.toString(r.batch()))
+                        .set("bn", r.bn()).set("metrics-out", Path.of(outDir, "runs", r.id() + ".csv").toString()));
+                List<Metrics.Epoch> rows = TrainJob.spark(c, sc, data, e -> {
+                    long done = before + runSteps * e.epoch();
+                    double elapsed = (System.nanoTime() - t0) / 1e9, left = elapsed / done * (allSteps - done);
+                    System.out.printf(Locale.ROOT, "progress: run %d of %d, epoch %d of %d, test acc %.4f; %.0f s so far, about %.0f s left%n", runIndex + 1,
+                            runs.size(), e.epoch(), epochs, e.testAcc(), elapsed, left);
+                }).epochs();
+                results.add(new Result(r, rows));
                 stepsDone += runSteps * epochs;
             }
-            String note = String.format(Locale.ROOT, "%d training images, %d test images, %d epochs, seed %d, Adam lr %s (constant), Spark %s", data[0].size(),
-                    data[1].size(), epochs, o.getLong("seed"), o.get("lr"), sc.master());
+            String note = String.format(Locale.ROOT, "%d training images, %d test images, %d epochs, seed %d, Adam lr %s (%s schedule), Spark %s",
+                    data.trainSize(), data.testSize(), epochs, o.getLong("seed"), o.get("lr"), o.get("lr-schedule"), sc.master());
             write(outDir, results, note, (System.nanoTime() - t0) / 1e9);
         }
     }
 
     /** A short untimed run first, so that the first run of the grid does not pay for the JIT's warm-up alone. */
-    private static void warmUp(JavaSparkContext sc, Dataset[] data, int workers, int threads) throws Exception {
+    private static void warmUp(JavaSparkContext sc, SparkData data, int workers) throws Exception {
         System.out.println("== warm-up (not recorded)");
-        Dataset small = data[0].head(workers * 8 * 20);
-        try (SparkEngine engine = new SparkEngine(sc, small, data[1].head(64), new SparkEngine.Settings(workers, 8, BnMode.parse("sync", workers), 1e-3, 1,
-                threads, -1))) {
+        int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        SparkData small = data.head(workers * 8 * 20, 0);
+        try (SparkEngine engine = new SparkEngine(sc, small, new SparkEngine.Settings(workers, 8, BnMode.parse("sync", workers), 1e-3, 1, threads, -1))) {
             engine.trainEpoch(1, (s, steps, loss, soFar) -> {});
         }
     }
 
     private static long steps(Run r, int n) {
-        return (n + (long) r.workers() * r.batch() - 1) / ((long) r.workers() * r.batch());
+        return Sampler.steps(n, r.workers() * r.batch());
     }
 
     static void write(String outDir, List<Result> results, String note, double seconds) throws IOException {

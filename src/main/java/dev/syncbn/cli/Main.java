@@ -1,27 +1,25 @@
 package dev.syncbn.cli;
 
-import dev.syncbn.data.Dataset;
 import dev.syncbn.data.DataSource;
+import dev.syncbn.data.Dataset;
 import dev.syncbn.data.ParquetData;
-import dev.syncbn.spark.Blocks;
-import dev.syncbn.spark.Evaluator;
-import dev.syncbn.train.ModelFile;
-import org.apache.spark.api.java.JavaRDD;
-import org.apache.spark.sql.SparkSession;
 import dev.syncbn.data.Sampler;
-import dev.syncbn.nn.BnMode;
-import dev.syncbn.spark.SparkEngine;
-import dev.syncbn.spark.SparkSetup;
-import org.apache.spark.SparkConf;
-import org.apache.spark.api.java.JavaSparkContext;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.NetSpec;
+import dev.syncbn.spark.Evaluator;
+import dev.syncbn.spark.SparkData;
+import dev.syncbn.spark.SparkEngine;
+import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
-import dev.syncbn.train.Trainer;
-import java.util.LinkedHashMap;
-import java.util.Map;
+import dev.syncbn.train.ModelFile;
+import dev.syncbn.train.Options;
+import dev.syncbn.train.TrainConfig;
+import dev.syncbn.train.TrainJob;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.SparkSession;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -73,25 +71,12 @@ public final class Main {
         }
     }
 
-    /** The train and test splits of --data, cut to --max-train and --max-test; spark reads prepared (Parquet) data. */
-    static Dataset[] loadData(Options o, Configuration conf, java.util.function.Supplier<SparkSession> spark) throws java.io.IOException {
-        Dataset train = DataSource.read(o.get("data"), "train", conf, spark);
-        Dataset test = DataSource.read(o.get("data"), "t10k", conf, spark);
-        if (o.getInt("max-train", 0) > 0) train = train.head(o.getInt("max-train", 0));
-        if (o.getInt("max-test", 0) > 0) test = test.head(o.getInt("max-test", 0));
-        return new Dataset[] {train, test};
-    }
-
     /** One process, no Spark: the reference trainer. */
     static void trainLocal(Options o) throws Exception {
-        int threads = o.getInt("threads", 1), batch = o.getInt("batch", 1);
-        Backend.init(threads);
+        TrainConfig c = TrainConfig.from(o);
         Configuration conf = new Configuration();
-        Dataset[] data = loadData(o, conf, Main::localSpark);
-        System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", data[0].size(), data[1].size(), batch, threads);
-        try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
-            run(engine, o, data[0].size(), conf, "batch");
-        }
+        Dataset[] data = DataSource.readSplits(o.get("data"), conf, Main::localSpark);
+        TrainJob.local(c, data[0], data[1], conf);
     }
 
     /** A one-thread local Spark session, only for reading prepared (Parquet) data in a command that has no Spark otherwise. */
@@ -99,12 +84,12 @@ public final class Main {
         return SparkSession.builder().config(SparkSetup.configure(new SparkConf().setMaster("local[1]").setAppName("syncbn-read"))).getOrCreate();
     }
 
-    /** A Spark session as spark-submit (or --master) configured it. */
+    /** A Spark session as spark-submit (or --master) configured it; a local master without a given size gets defaultCores slots. */
     static SparkSession spark(Options o, String name, int defaultCores) {
         return spark(o, name, defaultCores, false);
     }
 
-    /** localCores: a local master not given by --master gets defaultCores task slots. */
+    /** localCores: any local master not given by --master gets defaultCores task slots. */
     static SparkSession spark(Options o, String name, int defaultCores, boolean localCores) {
         SparkConf conf = SparkSetup.configure(new SparkConf().setAppName(name));
         String master = !o.get("master").isEmpty() ? o.get("master") : conf.get("spark.master", "local[" + defaultCores + "]");
@@ -122,10 +107,10 @@ public final class Main {
             Configuration conf = spark.sparkContext().hadoopConfiguration();
             String in = o.get("input");
             if (DataSource.isPrepared(in, conf)) throw new IllegalArgumentException("--input " + in + " is already prepared data");
-            Dataset train = DataSource.read(in, "train", conf, () -> spark), test = DataSource.read(in, "t10k", conf, () -> spark);
-            ParquetData.prepare(spark, train, test, o.get("output"), o.getInt("files", 1), o.getBoolean("overwrite"));
-            System.out.printf("prepared %d training and %d test images (%dx%dx%d) from %s into %s (%d Parquet files per split)%n", train.size(), test.size(),
-                    train.channels(), train.height(), train.width(), in, o.get("output"), o.getInt("files", 1));
+            Dataset[] data = DataSource.readSplits(in, conf, () -> spark);
+            ParquetData.prepare(spark, data[0], data[1], o.get("output"), o.getInt("files", 1), o.getBoolean("overwrite"));
+            System.out.printf("prepared %d training and %d test images (%dx%dx%d, %d classes) from %s into %s (%d Parquet files per split)%n", data[0].size(),
+                    data[1].size(), data[0].channels(), data[0].height(), data[0].width(), data[0].classes(), in, o.get("output"), o.getInt("files", 1));
         }
     }
 
@@ -135,28 +120,22 @@ public final class Main {
         String split = o.get("split");
         if (!split.equals("test") && !split.equals("train")) throw new IllegalArgumentException("--split must be test or train, got '" + split + "'");
         try (SparkSession spark = spark(o, "syncbn-evaluate", 2); JavaSparkContext sc = new JavaSparkContext(spark.sparkContext())) {
-            Configuration conf = sc.hadoopConfiguration();
-            ModelFile model = ModelFile.load(o.get("model"), conf);
-            String dir = o.get("data");
-            int parts = Math.max(1, sc.defaultParallelism());
-            int[] shape;
-            JavaRDD<Blocks.Block> blocks;
-            if (DataSource.isPrepared(dir, conf)) { // the executors read the Parquet files themselves
-                ParquetData.Description d = ParquetData.describe(dir, conf);
-                shape = new int[] {d.channels(), d.height(), d.width()};
-                blocks = Blocks.fromPrepared(spark, dir, split, parts, split.equals("test") ? d.testSize() : d.trainSize(), d.channels(), d.height(), d.width());
-            } else {
-                Dataset data = DataSource.read(dir, split.equals("test") ? "t10k" : "train", conf, () -> spark);
-                shape = new int[] {data.channels(), data.height(), data.width()};
-                blocks = sc.parallelize(Blocks.split(data, parts), parts);
-            }
-            if (shape[0] != model.spec().channels() || shape[1] != model.spec().height() || shape[2] != model.spec().width()) {
-                throw new IllegalArgumentException("the model " + o.get("model") + " takes " + model.spec().channels() + "x" + model.spec().height() + "x"
-                        + model.spec().width() + " images, --data " + dir + " has " + shape[0] + "x" + shape[1] + "x" + shape[2]);
-            }
+            ModelFile model = ModelFile.load(o.get("model"), sc.hadoopConfiguration());
+            int max = o.getInt("max-test", 0);
+            SparkData data = SparkData.load(spark, o.get("data"), Math.max(1, sc.defaultParallelism()), split.equals("train") ? max : 0, split.equals("test") ? max : 0);
+            checkFits(model, data, o.get("model"), o.get("data"));
             int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
-            Evaluator.Totals t = SparkEngine.evaluate(blocks, model.spec(), model.params(), model.state(), threads);
+            Evaluator.Totals t = SparkEngine.evaluate(split.equals("test") ? data.test() : data.train(), model.spec(), model.params(), model.state(), threads);
             System.out.print(evaluationReport(o.get("model"), split, t, model.spec().classes()));
+        }
+    }
+
+    /** Refuses data of another image shape, or with more classes, than the model was trained for. */
+    static void checkFits(ModelFile model, SparkData data, String modelPath, String dataPath) {
+        NetSpec m = model.spec();
+        if (data.channels() != m.channels() || data.height() != m.height() || data.width() != m.width() || data.classes() > m.classes()) {
+            throw new IllegalArgumentException("the model " + modelPath + " takes " + m.channels() + "x" + m.height() + "x" + m.width() + " images of " + m.classes()
+                    + " classes, --data " + dataPath + " has " + data.channels() + "x" + data.height() + "x" + data.width() + " images of " + data.classes());
         }
     }
 
@@ -176,65 +155,15 @@ public final class Main {
 
     /** Data-parallel on Spark. */
     static void train(Options o) throws Exception {
-        int workers = o.getInt("workers", 1), batch = o.getInt("batch-per-worker", 1);
-        BnMode bn = BnMode.parse(o.get("bn"), workers);
+        TrainConfig c = TrainConfig.from(o);
         SparkConf sparkConf = SparkSetup.configure(new SparkConf().setAppName("syncbn"));
-        String master = !o.get("master").isEmpty() ? o.get("master") : sparkConf.get("spark.master", "local[" + workers + "]");
+        String master = !o.get("master").isEmpty() ? o.get("master") : sparkConf.get("spark.master", "local[" + c.workers() + "]");
         sparkConf.setMaster(SparkSetup.withRetries(master));
-        int threads = Integer.parseInt(sparkConf.get("spark.task.cpus", "1"));
         try (JavaSparkContext sc = new JavaSparkContext(sparkConf)) {
             sc.setLogLevel("WARN");
-            Configuration conf = sc.hadoopConfiguration();
-            SparkEngine.Settings settings = new SparkEngine.Settings(workers, batch, bn, o.getPositiveDouble("lr"), o.getLong("seed"), threads,
-                    o.getInt("fail-at-step", -1));
-            String dir = o.get("data");
-            SparkEngine engine;
-            int trainSize, testSize;
-            if (DataSource.isPrepared(dir, conf)) {
-                // prepared data: the executors read their blocks from the Parquet files themselves
-                ParquetData.Description d = ParquetData.describe(dir, conf);
-                trainSize = limit(d.trainSize(), o.getInt("max-train", 0));
-                testSize = limit(d.testSize(), o.getInt("max-test", 0));
-                SparkSession spark = SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
-                engine = new SparkEngine(sc, Blocks.fromPrepared(spark, dir, "train", Math.max(1, workers), trainSize, d.channels(), d.height(), d.width()),
-                        trainSize, Blocks.fromPrepared(spark, dir, "test", Math.max(1, workers), testSize, d.channels(), d.height(), d.width()),
-                        NetSpec.defaultFor(d.channels(), d.height(), d.width(), 10), settings);
-            } else {
-                Dataset[] data = loadData(o, conf, () -> SparkSession.builder().sparkContext(sc.sc()).getOrCreate());
-                trainSize = data[0].size();
-                testSize = data[1].size();
-                engine = new SparkEngine(sc, data[0], data[1], settings);
-            }
-            System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, testing on %d%n",
-                    sc.master(), workers, batch, workers * batch, bn.text(), threads, trainSize, testSize);
-            try (engine) {
-                run(engine, o, trainSize, conf, "workers", "batch-per-worker", "bn");
-            }
+            SparkSession spark = SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
+            TrainJob.spark(c, sc, SparkData.load(spark, o.get("data"), c.workers(), c.maxTrain(), c.maxTest()), e -> {});
         }
-    }
-
-    /** n, or the first `max` of n if max > 0. */
-    static int limit(int n, int max) {
-        return max > 0 ? Math.min(n, max) : n;
-    }
-
-    /** The epochs, as the Trainer runs them for any engine; shapeKeys: the options a resumed run must share. */
-    static void run(Engine engine, Options o, int trainSize, Configuration conf, String... shapeKeys) throws Exception {
-        int epochs = o.getInt("epochs", 1);
-        Map<String, String> settings = new LinkedHashMap<>();
-        for (String k : new String[] {"seed", "lr", "lr-schedule", "max-train"}) settings.put(k, o.get(k));
-        for (String k : shapeKeys) settings.put(k, o.get(k));
-        switch (o.get("lr-schedule")) {
-            case "constant" -> { }
-            case "cosine" -> {
-                engine.adam().withCosineDecay((long) epochs * engine.stepsPerEpoch());
-                settings.put("epochs", Integer.toString(epochs)); // the schedule's length
-            }
-            default -> throw new IllegalArgumentException("--lr-schedule must be constant or cosine, got '" + o.get("lr-schedule") + "'");
-        }
-        Trainer.Config cfg = new Trainer.Config(epochs, o.getLong("seed"), o.get("metrics-out"), o.get("step-log"), o.get("checkpoint-dir"),
-                o.getBoolean("resume"), o.get("model-out"), o.getInt("progress-s", 0), settings);
-        new Trainer(cfg, engine, trainSize, conf).run();
     }
 
     /** Training throughput at the given batch (default 64) after a warm-up, beside the machine's own matrix-product speed. */
@@ -243,7 +172,7 @@ public final class Main {
         int warmup = o.getInt("warmup-steps", 0), steps = o.getInt("steps", 1);
         Backend.init(threads);
         System.out.println("ND4J oneDNN build: " + Backend.isOneDnn() + ", threads " + threads);
-        Dataset[] data = loadData(o, new Configuration(), Main::localSpark);
+        Dataset[] data = DataSource.readSplits(o.get("data"), new Configuration(), Main::localSpark);
         try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
             int[] shuffled = Sampler.order(data[0].size(), o.getLong("seed"), 1);
             int[] order = new int[(warmup + steps) * batch];

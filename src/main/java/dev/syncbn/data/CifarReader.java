@@ -14,7 +14,7 @@ import org.apache.hadoop.fs.Path;
  * label byte and 3 x 32 x 32 pixel bytes (red, green, blue planes), which is already NCHW.
  */
 public final class CifarReader {
-    public static final int CHANNELS = 3, SIZE = 32, RECORD = 1 + CHANNELS * SIZE * SIZE;
+    public static final int CHANNELS = 3, SIZE = 32, RECORD = 1 + CHANNELS * SIZE * SIZE, CLASSES = 10;
     /** Five training batches of 10,000 records: a larger file is not a CIFAR-10 batch. */
     static final long MAX_BYTES = 10_000L * RECORD * 6;
 
@@ -41,7 +41,7 @@ public final class CifarReader {
         if (files.isEmpty() || !fs.exists(files.get(0))) throw new IOException("no CIFAR-10 " + split + " batches (" + (split.equals("train") ? "data_batch_N.bin" : "test_batch.bin") + ") in " + dir);
         ByteArrayOutputStream pixels = new ByteArrayOutputStream(), labels = new ByteArrayOutputStream();
         for (Path p : files) read(p, fs, pixels, labels);
-        return new Dataset(pixels.toByteArray(), labels.toByteArray(), CHANNELS, SIZE, SIZE, 10);
+        return new Dataset(pixels.toByteArray(), labels.toByteArray(), CHANNELS, SIZE, SIZE, CLASSES);
     }
 
     static void read(Path p, FileSystem fs, ByteArrayOutputStream pixels, ByteArrayOutputStream labels) throws IOException {
@@ -55,7 +55,7 @@ public final class CifarReader {
                 int got = in.readNBytes(record, 0, RECORD);
                 if (got != RECORD) throw new IOException(p + ": truncated in record " + r);
                 int label = record[0] & 0xff;
-                if (label >= 10) throw new IOException(p + ": label " + label + " of record " + r + " is out of range 0..9");
+                if (label >= CLASSES) throw new IOException(p + ": label " + label + " of record " + r + " is out of range 0.." + (CLASSES - 1));
                 labels.write(label);
                 pixels.write(record, 1, RECORD - 1);
             }

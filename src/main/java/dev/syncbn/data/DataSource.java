@@ -18,6 +18,13 @@ public final class DataSource {
         return d.getFileSystem(conf).exists(new Path(d, ParquetData.MARKER));
     }
 
+    /** The train and test splits, declared with the same class count (the larger of the two). spark is needed only for prepared (Parquet) data. */
+    public static Dataset[] readSplits(String dir, Configuration conf, java.util.function.Supplier<SparkSession> spark) throws IOException {
+        Dataset train = read(dir, "train", conf, spark), test = read(dir, "t10k", conf, spark);
+        int k = Math.max(train.classes(), test.classes());
+        return new Dataset[] {train.withClasses(k), test.withClasses(k)};
+    }
+
     /** Reads split "train" or "t10k" (test). spark is needed only for prepared (Parquet) data. */
     public static Dataset read(String dir, String split, Configuration conf, java.util.function.Supplier<SparkSession> spark) throws IOException {
         if (isPrepared(dir, conf)) return ParquetData.read(spark.get(), dir, split.equals("train") ? "train" : "test");

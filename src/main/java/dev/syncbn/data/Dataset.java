@@ -12,6 +12,20 @@ public record Dataset(byte[] pixels, byte[] labels, int channels, int height, in
         if (pixels.length != expected) {
             throw new IllegalArgumentException(labels.length + " labels need " + expected + " pixel bytes, got " + pixels.length);
         }
+        if (classes < 1 || classes > 256) throw new IllegalArgumentException("class count " + classes + " is outside 1..256 (labels are bytes)");
+    }
+
+    /** The class count that labels imply: the largest label + 1. */
+    public static int classesOf(byte[] labels) {
+        int max = 0;
+        for (byte b : labels) max = Math.max(max, b & 0xff);
+        return max + 1;
+    }
+
+    /** The same samples, declared to have k classes (at least as many as the labels imply). */
+    public Dataset withClasses(int k) {
+        if (k < classesOf(labels)) throw new IllegalArgumentException("labels go up to " + (classesOf(labels) - 1) + ", more than " + k + " classes");
+        return new Dataset(pixels, labels, channels, height, width, k);
     }
 
     public int size() {

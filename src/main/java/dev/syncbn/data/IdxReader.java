@@ -24,7 +24,7 @@ public final class IdxReader {
     /** Reads the train or test split ("train" or "t10k") of an MNIST-layout directory. */
     public static Dataset readSplit(String dir, String split, Configuration conf) throws IOException {
         Path d = new Path(dir);
-        return read(find(d, split + "-images-idx3-ubyte", conf), find(d, split + "-labels-idx1-ubyte", conf), 10, conf);
+        return read(find(d, split + "-images-idx3-ubyte", conf), find(d, split + "-labels-idx1-ubyte", conf), conf);
     }
 
     private static Path find(Path dir, String name, Configuration conf) throws IOException {
@@ -36,7 +36,8 @@ public final class IdxReader {
         throw new IOException("no " + name + "(.gz) in " + dir);
     }
 
-    public static Dataset read(Path images, Path labels, int classes, Configuration conf) throws IOException {
+    /** The images and labels of two IDX files; the class count is the largest label + 1 (the data carries it). */
+    public static Dataset read(Path images, Path labels, Configuration conf) throws IOException {
         ByteBuffer img = load(images, conf);
         ByteBuffer lab = load(labels, conf);
         int n = header(img, images, IMAGES_MAGIC, 3);
@@ -52,12 +53,7 @@ public final class IdxReader {
         }
         byte[] pixels = body(img, images, pixelCount);
         byte[] labelBytes = body(lab, labels, nl);
-        for (int i = 0; i < nl; i++) {
-            if ((labelBytes[i] & 0xff) >= classes) {
-                throw new IOException(labels + ": label " + (labelBytes[i] & 0xff) + " of item " + i + " is out of range 0.." + (classes - 1));
-            }
-        }
-        return new Dataset(pixels, labelBytes, 1, rows, cols, classes);
+        return new Dataset(pixels, labelBytes, 1, rows, cols, Dataset.classesOf(labelBytes));
     }
 
     /** The whole (decompressed) file, read without trusting any size it claims. */

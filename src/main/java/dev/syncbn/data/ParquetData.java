@@ -44,7 +44,7 @@ public final class ParquetData {
             write(spark, test, new Path(tmp, "test").toString(), files);
             try (var marker = fs.create(new Path(tmp, MARKER))) {
                 marker.write(("train " + train.size() + "\ntest " + test.size() + "\nshape " + train.channels() + "x" + train.height() + "x" + train.width()
-                        + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                        + "\nclasses " + Math.max(train.classes(), test.classes()) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
             }
             if (fs.exists(target) && !fs.delete(target, true)) throw new IOException("could not remove the old " + out);
             if (!fs.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + out);
@@ -64,7 +64,7 @@ public final class ParquetData {
     }
 
     /** What the marker of a prepared directory says: image counts and shape. */
-    public record Description(int trainSize, int testSize, int channels, int height, int width) {}
+    public record Description(int trainSize, int testSize, int channels, int height, int width, int classes) {}
 
     public static Description describe(String dir, Configuration conf) throws IOException {
         Path marker = new Path(dir, MARKER);
@@ -77,8 +77,9 @@ public final class ParquetData {
         }
         try {
             String[] shape = fields.get("shape").split("x");
+            if (!fields.containsKey("classes")) throw new IOException(marker + ": written by an older prepare, without the class count; run prepare again");
             return new Description(Integer.parseInt(fields.get("train")), Integer.parseInt(fields.get("test")), Integer.parseInt(shape[0]),
-                    Integer.parseInt(shape[1]), Integer.parseInt(shape[2]));
+                    Integer.parseInt(shape[1]), Integer.parseInt(shape[2]), Integer.parseInt(fields.get("classes")));
         } catch (RuntimeException e) {
             throw new IOException(marker + ": not a marker written by prepare (" + fields + ")", e);
         }
@@ -94,14 +95,15 @@ public final class ParquetData {
             throw new IOException(path + ": not readable as prepared Parquet data: " + e.getMessage(), e);
         }
         if (rows.isEmpty()) throw new IOException(path + ": no images");
+        int classes = describe(dir, spark.sparkContext().hadoopConfiguration()).classes();
         try {
-            return fromRows(rows, path);
+            return fromRows(rows, path, classes);
         } catch (RuntimeException e) { // nulls, wrong types: whatever a foreign file holds
             throw new IOException(path + ": not prepared data of this program: " + e, e);
         }
     }
 
-    private static Dataset fromRows(List<Row> rows, String path) throws IOException {
+    private static Dataset fromRows(List<Row> rows, String path, int classes) throws IOException {
         Row first = rows.get(0);
         int c = first.getInt(3), h = first.getInt(4), w = first.getInt(5), size = c * h * w, n = rows.size();
         if (c < 1 || h < 1 || w < 1 || (long) c * h * w > 1 << 20) throw new IOException(path + ": implausible image shape " + c + "x" + h + "x" + w);
@@ -115,11 +117,11 @@ public final class ParquetData {
                 throw new IOException(path + ": image " + index + " has shape " + r.getInt(3) + "x" + r.getInt(4) + "x" + r.getInt(5) + " and " + image.length
                         + " bytes; the others are " + c + "x" + h + "x" + w);
             }
-            if (label < 0 || label >= 10) throw new IOException(path + ": label " + label + " of image " + index + " is out of range 0..9");
+            if (label < 0 || label >= classes) throw new IOException(path + ": label " + label + " of image " + index + " is out of range 0.." + (classes - 1));
             seen[index] = true;
             labels[index] = (byte) label;
             System.arraycopy(image, 0, pixels, index * size, size);
         }
-        return new Dataset(pixels, labels, c, h, w, 10);
+        return new Dataset(pixels, labels, c, h, w, classes);
     }
 }

@@ -28,6 +28,22 @@ public final class Blocks {
         public Dataset dataset() {
             return new Dataset(pixels, labels, channels, height, width, classes);
         }
+
+        /** The samples numbered below n. */
+        public Block below(int n) {
+            int size = channels * height * width, kept = 0;
+            for (int i : index) if (i < n) kept++;
+            int[] keptIndex = new int[kept];
+            byte[] keptPixels = new byte[kept * size], keptLabels = new byte[kept];
+            for (int i = 0, k = 0; i < index.length; i++) {
+                if (index[i] >= n) continue;
+                keptIndex[k] = index[i];
+                keptLabels[k] = labels[i];
+                System.arraycopy(pixels, i * size, keptPixels, k * size, size);
+                k++;
+            }
+            return new Block(keptIndex, keptPixels, keptLabels, channels, height, width, classes);
+        }
     }
 
     /**
@@ -41,9 +57,9 @@ public final class Blocks {
      * straight from the Parquet files into `parts` blocks: the data never passes through the driver.
      * Images of another shape or a label out of range fail the job with the file's directory named.
      */
-    public static JavaRDD<Block> fromPrepared(SparkSession spark, String dir, String part, int parts, int count, int channels, int height, int width) {
+    public static JavaRDD<Block> fromPrepared(SparkSession spark, String dir, String part, int parts, int count, ParquetData.Description d) {
         String path = new org.apache.hadoop.fs.Path(dir, part).toString();
-        int size = channels * height * width;
+        int channels = d.channels(), height = d.height(), width = d.width(), classes = d.classes(), size = channels * height * width;
         // repartitioned as a DataFrame: Spark SQL's own row shuffle, not Kryo over Row objects
         return spark.read().schema(ParquetData.SCHEMA).parquet(path).filter(functions.col("index").lt(count)).repartition(parts).javaRDD()
                 .mapPartitions(rows -> {
@@ -53,16 +69,16 @@ public final class Blocks {
                         Row r = rows.next();
                         byte[] image = (byte[]) r.get(2);
                         int label = r.getInt(1);
-                        if (r.getInt(3) != channels || r.getInt(4) != height || r.getInt(5) != width || image.length != size || label < 0 || label > 9) {
+                        if (r.getInt(3) != channels || r.getInt(4) != height || r.getInt(5) != width || image.length != size || label < 0 || label >= classes) {
                             throw new IllegalArgumentException(path + ": image " + r.getInt(0) + " does not fit the prepared shape " + channels + "x" + height + "x"
-                                    + width + " and labels 0..9");
+                                    + width + " and labels 0.." + (classes - 1));
                         }
                         index.add(r.getInt(0));
                         pixels.write(image);
                         labels.write(label);
                     }
                     return java.util.Collections.singletonList(new Block(index.stream().mapToInt(Integer::intValue).toArray(), pixels.toByteArray(),
-                            labels.toByteArray(), channels, height, width, 10)).iterator();
+                            labels.toByteArray(), channels, height, width, classes)).iterator();
                 });
     }
 

@@ -55,6 +55,19 @@ public final class KryoSetup implements KryoRegistrator {
                 return new Blocks.Part(replica, local, bytes(in), bytes(in));
             }
         });
+        kryo.register(SparkData.Check.class, new Serializer<SparkData.Check>() {
+            @Override
+            public void write(Kryo k, Output out, SparkData.Check c) {
+                out.writeLong(c.rows());
+                out.writeInt(c.maxLabel());
+                out.writeString(c.problem());
+            }
+
+            @Override
+            public SparkData.Check read(Kryo k, Input in, Class<SparkData.Check> type) {
+                return new SparkData.Check(in.readLong(), in.readInt(), in.readString());
+            }
+        });
         kryo.register(Evaluator.Totals.class, new Serializer<Evaluator.Totals>() {
             @Override
             public void write(Kryo k, Output out, Evaluator.Totals t) {

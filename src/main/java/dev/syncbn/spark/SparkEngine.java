@@ -35,7 +35,7 @@ public final class SparkEngine implements Engine {
     private final JavaSparkContext sc;
     private final Settings s;
     private final NetSpec spec;
-    private final int trainSize;
+    private final int trainSize, testSize;
     private final JavaRDD<Blocks.Block> trainBlocks, testBlocks;
     private final ConvNet net;
     private final Adam adam;
@@ -43,14 +43,10 @@ public final class SparkEngine implements Engine {
 
     /** Training and test data from the driver's memory, shipped to the executors as W blocks each. */
     public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, Settings s) throws IOException {
-        this(sc, sc.parallelize(Blocks.split(train, Math.max(1, s.workers())), Math.max(1, s.workers())), train.size(),
-                sc.parallelize(Blocks.split(test, Math.max(1, s.workers())), Math.max(1, s.workers())),
-                NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes()), s);
+        this(sc, SparkData.of(sc, train, test, Math.max(1, s.workers())), s);
     }
 
-    /** Training data as blocks on the executors (trainSize samples numbered 0..trainSize-1), test data likewise. */
-    public SparkEngine(JavaSparkContext sc, JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Blocks.Block> test, NetSpec spec, Settings s)
-            throws IOException {
+    public SparkEngine(JavaSparkContext sc, SparkData data, Settings s) throws IOException {
         if (s.workers() < 1) throw new IllegalArgumentException("--workers must be at least 1, got " + s.workers());
         if (s.batchPerWorker() < 1) throw new IllegalArgumentException("--batch-per-worker must be at least 1, got " + s.batchPerWorker());
         int slots = SparkSetup.taskSlots(sc);
@@ -58,16 +54,17 @@ public final class SparkEngine implements Engine {
             throw new IllegalArgumentException("--workers " + s.workers() + " needs " + s.workers() + " task slots at once (a barrier stage), but "
                     + sc.master() + " with spark.task.cpus=" + sc.getConf().get("spark.task.cpus", "1") + " has " + slots);
         }
-        if (trainSize < 1) throw new IllegalArgumentException("no training data");
+        if (data.trainSize() < 1) throw new IllegalArgumentException("no training data");
         this.sc = sc;
         this.s = s;
-        this.trainSize = trainSize;
-        this.spec = spec;
+        this.trainSize = data.trainSize();
+        this.testSize = data.testSize();
+        this.spec = data.spec();
         this.net = new ConvNet(spec, 1, 1, DataType.FLOAT);
         net.init(s.seed());
         this.adam = new Adam(net.params, s.lr());
-        this.trainBlocks = train.persist(StorageLevel.MEMORY_ONLY());
-        this.testBlocks = test.persist(StorageLevel.MEMORY_ONLY());
+        this.trainBlocks = data.train().persist(StorageLevel.MEMORY_ONLY());
+        this.testBlocks = data.test().persist(StorageLevel.MEMORY_ONLY());
         this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths());
     }
 
@@ -158,6 +155,7 @@ public final class SparkEngine implements Engine {
 
     @Override
     public Totals evaluate() {
+        if (testSize == 0) return new Totals(0, 0, 0); // nothing to evaluate on (an Estimator without a validation set)
         Evaluator.Totals t = evaluate(testBlocks, spec, net.params.toFloats(), net.state.toFloats(), s.threadsPerTask());
         return new Totals(t.lossSum(), t.correct(), t.count());
     }

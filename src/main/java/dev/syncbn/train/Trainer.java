@@ -11,19 +11,26 @@ import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
 /**
- * The epoch loop around an Engine: a fresh seeded shuffle every epoch, evaluation after every epoch,
- * one line and one metrics row per epoch, progress lines within long epochs, a checkpoint after every
- * epoch, resume from the newest checkpoint, and the final model.
+ * The epoch loop around an Engine: evaluation after every epoch, one line and one metrics row per
+ * epoch, progress lines within long epochs, a checkpoint after every epoch, resume from the newest
+ * checkpoint, early stopping on the evaluation loss, and the final model.
  */
 public final class Trainer {
-    public record Config(int epochs, long seed, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut,
-            double progressSeconds, Map<String, String> settings) {}
+    /**
+     * earlyStoppingEpochs: stop after that many epochs without a lower evaluation loss, and make the best
+     * epoch's model the outcome (0: train every epoch; the outcome is the last). settings: what a resumed
+     * run must share with the checkpoint it resumes.
+     */
+    public record Config(int epochs, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut,
+            double progressSeconds, int earlyStoppingEpochs, Map<String, String> settings) {}
+
+    /** The epochs trained in this run and the model it produced (the best epoch's with early stopping). */
+    public record Outcome(List<Metrics.Epoch> epochs, ModelFile model) {}
 
     private static final String CHECKPOINT_PREFIX = "epoch-", CHECKPOINT_SUFFIX = ".model";
 
     private final Config cfg;
     private final Engine engine;
-    private final int trainSize;
     private final Configuration conf;
     private java.util.function.Consumer<Metrics.Epoch> onEpoch = e -> {};
 
@@ -33,15 +40,14 @@ public final class Trainer {
         return this;
     }
 
-    public Trainer(Config cfg, Engine engine, int trainSize, Configuration conf) {
+    public Trainer(Config cfg, Engine engine, Configuration conf) {
         this.cfg = cfg;
         this.engine = engine;
-        this.trainSize = trainSize;
         this.conf = conf;
         if (cfg.resume() && cfg.checkpointDir().isEmpty()) throw new IllegalArgumentException("--resume needs --checkpoint-dir");
     }
 
-    public List<Metrics.Epoch> run() throws Exception {
+    public Outcome run() throws Exception {
         int start = 1;
         long stepsBefore = 0;
         if (cfg.resume()) {
@@ -61,6 +67,9 @@ public final class Trainer {
         Metrics stepLog = new Metrics(cfg.stepLog(), Metrics.STEP_HEADER, conf, stepsBefore + 1);
         long[] globalStep = {stepsBefore};
         List<Metrics.Epoch> done = new ArrayList<>();
+        ModelFile best = null;
+        double bestLoss = Double.POSITIVE_INFINITY;
+        int bestEpoch = 0, lastEpoch = start - 1;
         for (int epoch = start; epoch <= cfg.epochs(); epoch++) {
             int e = epoch;
             long t0 = System.nanoTime();
@@ -85,15 +94,28 @@ public final class Trainer {
             stepLog.flush();
             done.add(row);
             onEpoch.accept(row);
+            lastEpoch = epoch;
             if (!cfg.checkpointDir().isEmpty()) {
                 engine.snapshot(epoch, cfg.settings()).save(checkpointPath(cfg.checkpointDir(), epoch), conf);
             }
+            if (cfg.earlyStoppingEpochs() > 0 && test.count() > 0) {
+                if (test.meanLoss() < bestLoss) {
+                    bestLoss = test.meanLoss();
+                    bestEpoch = epoch;
+                    best = engine.snapshot(epoch, cfg.settings());
+                } else if (epoch - bestEpoch >= cfg.earlyStoppingEpochs()) {
+                    System.out.printf(java.util.Locale.ROOT, "early stopping after epoch %d: no lower evaluation loss than epoch %d's %.4f for %d epochs%n", epoch,
+                            bestEpoch, bestLoss, cfg.earlyStoppingEpochs());
+                    break;
+                }
+            }
         }
+        ModelFile outcome = best != null ? best : engine.snapshot(lastEpoch, cfg.settings());
         if (!cfg.modelOut().isEmpty()) {
-            engine.snapshot(cfg.epochs(), cfg.settings()).save(cfg.modelOut(), conf);
-            System.out.println("model saved to " + cfg.modelOut());
+            outcome.save(cfg.modelOut(), conf);
+            System.out.println("model saved to " + cfg.modelOut() + (best != null ? " (epoch " + bestEpoch + ", the lowest evaluation loss)" : ""));
         }
-        return done;
+        return new Outcome(done, outcome);
     }
 
     /** A checkpoint only continues the run it came from: the settings that shape the run must agree. */

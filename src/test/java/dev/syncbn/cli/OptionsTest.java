@@ -1,5 +1,6 @@
 package dev.syncbn.cli;
 
+import dev.syncbn.train.Options;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -87,7 +87,7 @@ class ReaderFuzzTest {
                 int n = img.length >= 8 ? Math.max(0, ByteBuffer.wrap(img).getInt(4)) % 5 : 0;
                 byte[] lab = ByteBuffer.allocate(8 + n).putInt(IdxReader.LABELS_MAGIC).putInt(n).array();
                 Files.write(labels, lab);
-                expectCleanOutcome(() -> IdxReader.read(new org.apache.hadoop.fs.Path(images.toUri()), new org.apache.hadoop.fs.Path(labels.toUri()), 10, conf),
+                expectCleanOutcome(() -> IdxReader.read(new org.apache.hadoop.fs.Path(images.toUri()), new org.apache.hadoop.fs.Path(labels.toUri()), conf),
                         images.getFileName().toString(), "IDX case " + i);
             }
             Path cifar = dir.resolve("cifar");

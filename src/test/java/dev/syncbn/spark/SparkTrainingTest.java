@@ -155,7 +155,7 @@ class SparkTrainingTest {
     private float[] trainWithTrainer(int epochs, String ckpt, boolean resume) throws Exception {
         try (SparkEngine e = new SparkEngine(sc, train.head(192), test, new SparkEngine.Settings(2, 16, BnMode.parse("local", 2), 1e-3, 7, 1, -1))) {
             e.adam().withCosineDecay(3L * e.stepsPerEpoch());
-            new dev.syncbn.train.Trainer(new dev.syncbn.train.Trainer.Config(epochs, 7, "", "", ckpt, resume, "", 0, Map.of("bn", "local")), e, 192,
+            new dev.syncbn.train.Trainer(new dev.syncbn.train.Trainer.Config(epochs, "", "", ckpt, resume, "", 0, 0, Map.of("bn", "local")), e,
                     new org.apache.hadoop.conf.Configuration()).run();
             return e.snapshot(epochs, Map.of()).params();
         }
@@ -183,8 +183,8 @@ class SparkTrainingTest {
             fromDriver = e.snapshot(1, Map.of()).params();
         }
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
-        try (SparkEngine e = new SparkEngine(sc, Blocks.fromPrepared(spark, dir, "train", 2, 300, 1, 28, 28), 300,
-                Blocks.fromPrepared(spark, dir, "test", 2, 100, 1, 28, 28), spec, settings)) {
+        try (SparkEngine e = new SparkEngine(sc, new SparkData(Blocks.fromPrepared(spark, dir, "train", 2, 300, dev.syncbn.data.ParquetData.describe(dir, sc.hadoopConfiguration())), 300,
+                Blocks.fromPrepared(spark, dir, "test", 2, 100, dev.syncbn.data.ParquetData.describe(dir, sc.hadoopConfiguration())), 100, 1, 28, 28, 10), settings)) {
             e.trainEpoch(1, (s, steps, loss, soFar) -> {});
             fromParquet = e.snapshot(1, Map.of()).params();
             assertEquals(100, e.evaluate().count());

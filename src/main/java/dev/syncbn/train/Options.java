@@ -1,12 +1,13 @@
-package dev.syncbn.cli;
+package dev.syncbn.train;
 
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Every command-line option with its one default and its help text. Commands parse their arguments
- * against this table; the README's options table is checked against it by a test.
+ * Every option with its one default and its help text: the one table of defaults. The commands parse
+ * their arguments against it, the Spark ML Estimator takes its params' defaults from it, and the
+ * README's options table is checked against it by a test.
  */
 public final class Options {
     public record Option(String name, String defaultValue, String help) {}
@@ -47,6 +48,23 @@ public final class Options {
     private final Map<String, String> values = new LinkedHashMap<>();
 
     private Options() {}
+
+    /** Every option at its default. */
+    public static Options defaults() {
+        return parse(new String[0]);
+    }
+
+    /** This table's default of an option. */
+    public static String defaultOf(String name) {
+        return defaults().get(name);
+    }
+
+    /** Sets an option, as if given on the command line. */
+    public Options set(String name, String value) {
+        get(name); // refuses an unknown name
+        values.put(name, value);
+        return this;
+    }
 
     /** Parses --name value and --name=value pairs; a bare --flag means true. Unknown options are refused. */
     public static Options parse(String[] args) {

@@ -1,0 +1,65 @@
+package dev.syncbn.train;
+
+import dev.syncbn.data.Dataset;
+import dev.syncbn.nn.Backend;
+import dev.syncbn.spark.SparkData;
+import dev.syncbn.spark.SparkEngine;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaSparkContext;
+
+/**
+ * A training run from a typed configuration and its data, for every caller (the command line, the
+ * Spark ML Estimator, compare-bn): it builds the engine, sets the learning-rate schedule, decides what
+ * a resumed run must share with its checkpoint, and runs the epochs.
+ */
+public final class TrainJob {
+    private TrainJob() {}
+
+    /** One process, no Spark: the reference trainer. */
+    public static Trainer.Outcome local(TrainConfig c, Dataset train, Dataset test, Configuration conf) throws Exception {
+        Backend.init(c.threads());
+        Dataset trainPart = train.head(SparkData.limit(train.size(), c.maxTrain())), testPart = test.head(SparkData.limit(test.size(), c.maxTest()));
+        System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", trainPart.size(), testPart.size(), c.batch(),
+                c.threads());
+        try (LocalEngine engine = new LocalEngine(trainPart, testPart, c.batch(), c.lr(), c.seed(), c.threads())) {
+            return run(engine, c, conf, Map.of("batch", Integer.toString(c.batch())), e -> {});
+        }
+    }
+
+    /** Data-parallel on Spark: W replicas of spark.task.cpus threads each. onEpoch is called after every epoch. */
+    public static Trainer.Outcome spark(TrainConfig c, JavaSparkContext sc, SparkData data, Consumer<Metrics.Epoch> onEpoch) throws Exception {
+        int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, evaluating on %d%n",
+                sc.master(), c.workers(), c.batchPerWorker(), c.workers() * c.batchPerWorker(), c.bn().text(), threads, data.trainSize(), data.testSize());
+        SparkEngine.Settings settings = new SparkEngine.Settings(c.workers(), c.batchPerWorker(), c.bn(), c.lr(), c.seed(), threads, c.failAtStep());
+        try (SparkEngine engine = new SparkEngine(sc, data, settings)) {
+            Map<String, String> shape = new LinkedHashMap<>();
+            shape.put("workers", Integer.toString(c.workers()));
+            shape.put("batch-per-worker", Integer.toString(c.batchPerWorker()));
+            shape.put("bn", c.bn().text());
+            return run(engine, c, sc.hadoopConfiguration(), shape, onEpoch);
+        }
+    }
+
+    /** The epochs of any engine; shape: the engine's settings that a resumed run must share. */
+    private static Trainer.Outcome run(Engine engine, TrainConfig c, Configuration conf, Map<String, String> shape, Consumer<Metrics.Epoch> onEpoch)
+            throws Exception {
+        // values, not spellings: a run started with --lr 0.001 resumes with --lr 1e-3
+        Map<String, String> settings = new LinkedHashMap<>();
+        settings.put("seed", Long.toString(c.seed()));
+        settings.put("lr", Double.toString(c.lr()));
+        settings.put("lr-schedule", c.lrSchedule());
+        settings.put("max-train", Integer.toString(c.maxTrain()));
+        settings.putAll(shape);
+        if (c.lrSchedule().equals("cosine")) {
+            engine.adam().withCosineDecay((long) c.epochs() * engine.stepsPerEpoch());
+            settings.put("epochs", Integer.toString(c.epochs())); // the schedule's length
+        }
+        Trainer.Config cfg = new Trainer.Config(c.epochs(), c.metricsOut(), c.stepLog(), c.checkpointDir(), c.resume(), c.modelOut(), c.progressSeconds(),
+                c.earlyStoppingEpochs(), settings);
+        return new Trainer(cfg, engine, conf).onEpoch(onEpoch).run();
+    }
+}
