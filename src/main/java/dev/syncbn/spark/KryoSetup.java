@@ -16,6 +16,7 @@ public final class KryoSetup implements KryoRegistrator {
         kryo.register(int[].class);
         kryo.register(byte[].class);
         kryo.register(float[].class);
+        kryo.register(float[][].class); // a model's parameters and BN statistics, broadcast for transform
         kryo.register(double[].class);
         kryo.register(long[].class);
         kryo.register(Blocks.Block.class, new Serializer<Blocks.Block>() {

@@ -131,6 +131,8 @@ public final class SparkEngine implements Engine {
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
             throw driverFailureOr(e);
+        } finally {
+            sc.setJobDescription(null); // a thread's job description sticks to every later job of the thread
         }
         if (coordinator.failure() != null) throw driverFailureOr(null);
         if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);

@@ -59,6 +59,12 @@ public final class Options {
         return defaults().get(name);
     }
 
+    /** The help text of an option. */
+    public static String help(String name) {
+        for (Option o : ALL) if (o.name().equals(name)) return o.help();
+        throw new IllegalStateException("no option --" + name);
+    }
+
     /** Sets an option, as if given on the command line. */
     public Options set(String name, String value) {
         get(name); // refuses an unknown name
