@@ -32,6 +32,13 @@ run_main() {
 # Runs a command through spark-submit: $SPARK_HOME's if set, else Spark's own SparkSubmit class on the
 # project's resolved class path (no Spark distribution can be downloaded on these machines).
 submit_main() {
+  submit_class dev.syncbn.cli.Main "$@"
+}
+
+# Runs the main class $1 of the application jar through spark-submit, as submit_main does.
+submit_class() {
+  local main="$1"
+  shift
   build_if_needed
   if [ -n "${SPARK_HOME:-}" ]; then
     # a real Spark distribution: ship the self-contained application jar (Spark and Hadoop provided)
@@ -41,9 +48,9 @@ submit_main() {
     fi
     exec "$SPARK_HOME/bin/spark-submit" --properties-file "$SPARK_PROPERTIES" \
       --driver-java-options "-Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties" \
-      --class dev.syncbn.cli.Main "$CLUSTER_JAR" "$@"
+      --class "$main" "$CLUSTER_JAR" "$@"
   fi
   # shellcheck disable=SC2086
   exec java $JAVA_OPTS org.apache.spark.deploy.SparkSubmit --properties-file "$SPARK_PROPERTIES" \
-    --class dev.syncbn.cli.Main "$JAR" "$@"
+    --class "$main" "$JAR" "$@"
 }

@@ -4,6 +4,7 @@ import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.ParquetData;
 import dev.syncbn.data.Sampler;
+import dev.syncbn.ml.SyncBnClassificationModel;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.spark.Evaluator;
@@ -16,10 +17,15 @@ import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.TrainJob;
+import java.io.IOException;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.functions;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -37,7 +43,7 @@ public final class Main {
             return;
         }
         if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
-            System.out.println("usage: syncbn train|train-local|prepare|evaluate|compare-bn|bench [options]\n" + Options.help());
+            System.out.println("usage: syncbn train|train-local|prepare|evaluate|predict|compare-bn|bench [options]\n" + Options.help());
             return;
         }
         Options o;
@@ -64,8 +70,9 @@ public final class Main {
             case "evaluate" -> evaluate(o);
             case "compare-bn" -> CompareBn.run(o);
             case "bench" -> bench(o);
+            case "predict" -> predict(o);
             default -> {
-                System.err.println("error: unknown command '" + command + "' (train, train-local, prepare, evaluate, compare-bn, bench)");
+                System.err.println("error: unknown command '" + command + "' (train, train-local, prepare, evaluate, predict, compare-bn, bench)");
                 System.exit(2);
             }
         }
@@ -151,6 +158,43 @@ public final class Main {
             b.append('\n');
         }
         return b.toString();
+    }
+
+    /**
+     * Predictions of a saved model (a model file, or a directory saved by SyncBnClassificationModel) for a
+     * split of --data, written as Parquet (index, label, prediction, probability) under a temporary name
+     * and renamed into place: the Spark ML Model's transform, batched on the executors.
+     */
+    static void predict(Options o) throws Exception {
+        if (o.get("model").isEmpty()) throw new IllegalArgumentException("predict needs --model PATH");
+        if (o.get("output").isEmpty()) throw new IllegalArgumentException("predict needs --output DIR");
+        String split = o.get("split");
+        if (!split.equals("test") && !split.equals("train")) throw new IllegalArgumentException("--split must be test or train, got '" + split + "'");
+        try (SparkSession spark = spark(o, "syncbn-predict", 2)) {
+            Configuration conf = spark.sparkContext().hadoopConfiguration();
+            String modelPath = o.get("model"), out = o.get("output");
+            Path target = new Path(out);
+            FileSystem fs = target.getFileSystem(conf);
+            if (fs.exists(target) && !o.getBoolean("overwrite")) throw new IOException(out + " exists; pass --overwrite to replace it");
+            SyncBnClassificationModel model = SyncBnClassificationModel.isSavedModel(modelPath, conf) ? SyncBnClassificationModel.load(modelPath)
+                    : SyncBnClassificationModel.fromModelFile(ModelFile.load(modelPath, conf));
+            org.apache.spark.sql.Dataset<Row> rows = ParquetData.frame(spark, o.get("data"), split);
+            model.setFeaturesCol("image").setRawPredictionCol("");
+            org.apache.spark.sql.Dataset<Row> predictions = model.transform(rows).select(functions.col("index"), functions.col("label"),
+                    functions.col(model.getPredictionCol()).cast("int").as("prediction"), org.apache.spark.ml.functions.vector_to_array(
+                            functions.col(model.getProbabilityCol()), "float32").as("probability"));
+            Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + java.util.UUID.randomUUID());
+            try {
+                predictions.write().parquet(tmp.toString());
+                if (fs.exists(target) && !fs.delete(target, true)) throw new IOException("could not remove the old " + out);
+                if (!fs.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + out);
+            } finally {
+                if (fs.exists(tmp)) fs.delete(tmp, true);
+            }
+            long n = spark.read().schema(predictions.schema()).parquet(out).count(); // with the schema: inferring it would be a job whose result Kryo (registration required) refuses
+            System.out.printf("predictions of %s for the %s split of %s: %d rows (index, label, prediction, probability) in %s%n", modelPath, split,
+                    o.get("data"), n, out);
+        }
     }
 
     /** Data-parallel on Spark. */

@@ -54,13 +54,25 @@ public final class ParquetData {
     }
 
     private static void write(SparkSession spark, Dataset d, String path, int files) {
+        frame(spark, d).repartition(files).write().mode(SaveMode.ErrorIfExists).parquet(path);
+    }
+
+    /** A data set as rows of prepared data (SCHEMA: index, label, image bytes, shape). */
+    public static org.apache.spark.sql.Dataset<Row> frame(SparkSession spark, Dataset d) {
         List<Row> rows = new ArrayList<>(d.size());
         int size = d.sampleSize();
         for (int i = 0; i < d.size(); i++) {
             rows.add(RowFactory.create(i, d.label(i), java.util.Arrays.copyOfRange(d.pixels(), i * size, (i + 1) * size), d.channels(), d.height(),
                     d.width()));
         }
-        spark.createDataFrame(rows, SCHEMA).repartition(files).write().mode(SaveMode.ErrorIfExists).parquet(path);
+        return spark.createDataFrame(rows, SCHEMA);
+    }
+
+    /** A split ("train" or "test") of --data as rows of prepared data: read from the Parquet files, or made from IDX or CIFAR-10 files on the driver. */
+    public static org.apache.spark.sql.Dataset<Row> frame(SparkSession spark, String dir, String split) throws IOException {
+        Configuration conf = spark.sparkContext().hadoopConfiguration();
+        if (DataSource.isPrepared(dir, conf)) return spark.read().schema(SCHEMA).parquet(new Path(dir, split).toString());
+        return frame(spark, DataSource.readSplits(dir, conf, () -> spark)[split.equals("train") ? 0 : 1]);
     }
 
     /** What the marker of a prepared directory says: image counts and shape. */
