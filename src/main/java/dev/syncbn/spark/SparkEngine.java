@@ -10,9 +10,7 @@ import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import dev.syncbn.train.Engine;
-import dev.syncbn.train.ModelFile;
 import java.io.IOException;
-import java.util.Map;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.storage.StorageLevel;
@@ -168,13 +166,8 @@ public final class SparkEngine implements Engine {
     }
 
     @Override
-    public ModelFile snapshot(int epochsDone, Map<String, String> settings) {
-        return ModelFile.of(net, adam, epochsDone, settings);
-    }
-
-    @Override
-    public void restore(ModelFile model) {
-        model.restore(net, adam);
+    public ConvNet net() {
+        return net;
     }
 
     @Override

@@ -40,17 +40,24 @@ public interface Engine extends AutoCloseable {
     /** Loss and accuracy on the test set in evaluation mode. */
     Totals evaluate() throws Exception;
 
-    /** The current model, as it would be saved after `epochsDone` epochs. */
-    ModelFile snapshot(int epochsDone, Map<String, String> settings);
+    /** The authoritative network (the driver's, for a distributed engine): parameters and BN running statistics. */
+    dev.syncbn.nn.ConvNet net();
 
     /** The driver's optimizer (its schedule may be set before training). */
     dev.syncbn.optim.Adam adam();
+
+    /** The current model, as it would be saved after `epochsDone` epochs. */
+    default ModelFile snapshot(int epochsDone, Map<String, String> settings) {
+        return ModelFile.of(net(), adam(), epochsDone, settings);
+    }
 
     /** Optimizer steps in one epoch. */
     int stepsPerEpoch();
 
     /** Continues from a saved model. */
-    void restore(ModelFile model);
+    default void restore(ModelFile model) {
+        model.restore(net(), adam());
+    }
 
     @Override
     void close();

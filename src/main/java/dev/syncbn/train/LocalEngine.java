@@ -6,7 +6,6 @@ import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.nn.SoftmaxCrossEntropy;
 import dev.syncbn.optim.Adam;
-import java.util.Map;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /** One process, one network: the reference that the distributed engine must match. */
@@ -98,13 +97,8 @@ public final class LocalEngine implements Engine {
     }
 
     @Override
-    public ModelFile snapshot(int epochsDone, Map<String, String> settings) {
-        return ModelFile.of(net, adam, epochsDone, settings);
-    }
-
-    @Override
-    public void restore(ModelFile model) {
-        model.restore(net, adam);
+    public ConvNet net() {
+        return net;
     }
 
     @Override
