@@ -11,7 +11,6 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
-import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -19,14 +18,15 @@ import java.util.logging.Logger;
 
 /**
  * The driver's coordination service for one training run. The W replicas of a barrier stage connect,
- * present the run's secret, and then per step (1) all-reduce their BN statistics within their sync
+ * prove that they hold the run's key (Channel: the key never crosses the wire, and every later frame is
+ * sealed), and then per step (1) all-reduce their BN statistics within their sync
  * group (sum, in rank order, so the result does not depend on arrival order) and (2) hand in their
  * gradients; when all W gradients of a step are in, the StepHandler (the driver: sum, Adam) returns the
  * new parameters, which every replica receives.
  *
  * The driver owns the step counter: a relaunched stage attempt is told the current step and gets the
  * current parameters, and whatever the failed attempt left half-done is dropped. Frames from a stale
- * attempt, for a step that is over, of the wrong length or without the secret are refused with a log
+ * attempt, for a step that is over, of the wrong length, failing their seal or without a proof of the key are refused with a log
  * line and the connection is closed; the step in progress is not touched.
  */
 public final class Coordinator implements AutoCloseable {
@@ -45,7 +45,8 @@ public final class Coordinator implements AutoCloseable {
 
     private final int workers, paramCount, stateCount, maxFrame;
     private final BnMode bn;
-    private final byte[] secret = new byte[Wire.SECRET_BYTES];
+    private final byte[] key;
+    private final boolean encrypt;
     private final ServerSocket server;
     private final ExecutorService connections = Executors.newCachedThreadPool(r -> {
         Thread t = new Thread(r, "coordinator-connection");
@@ -59,15 +60,30 @@ public final class Coordinator implements AutoCloseable {
     private StepHandler handler;
     private int epoch = -1, stepsInEpoch, step, attempt = -1;
     private float[] params;
-    private byte[] paramsFrame; // the PARAMS reply for the current parameters, built once for all replicas
+    private byte[] paramsPayload; // the PARAMS reply for the current parameters, built once for all replicas
     private float[][] replicaStates;
     private final StepAggregator aggregator;
     private long lastStepEnd; // nanoTime when the last step (or the attempt) began
     private final boolean[] connected; // ranks with a live connection in the current attempt
     private Throwable failure;
 
-    /** bnChannels: the channel count of each BN layer, in order. */
+    /** A service with a fresh random key and integrity-only frames (tests, benchmarks). */
     public Coordinator(String bindHost, int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) throws IOException {
+        this(bindHost, workers, bn, paramCount, stateCount, bnChannels, randomKey(), false);
+    }
+
+    public static byte[] randomKey() {
+        byte[] k = new byte[Wire.KEY_BYTES];
+        new SecureRandom().nextBytes(k);
+        return k;
+    }
+
+    /** bnChannels: the channel count of each BN layer, in order; key: the run's key; encrypt: frames encrypted, not only sealed. */
+    public Coordinator(String bindHost, int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels, byte[] key, boolean encrypt)
+            throws IOException {
+        if (key.length != Wire.KEY_BYTES) throw new IllegalArgumentException("the run's key has " + key.length + " bytes, not " + Wire.KEY_BYTES);
+        this.key = key.clone();
+        this.encrypt = encrypt;
         this.workers = workers;
         this.bn = bn;
         this.paramCount = paramCount;
@@ -75,7 +91,6 @@ public final class Coordinator implements AutoCloseable {
         this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
         this.aggregator = new StepAggregator(workers, bn, paramCount, stateCount, bnChannels);
         this.connected = new boolean[workers];
-        new SecureRandom().nextBytes(secret);
         server = new ServerSocket();
         server.setReceiveBufferSize(Wire.SOCKET_BUFFER); // inherited by accepted sockets; must precede bind
         server.bind(new InetSocketAddress(InetAddress.getByName(bindHost), 0), 64);
@@ -92,8 +107,9 @@ public final class Coordinator implements AutoCloseable {
         return server.getInetAddress().getHostAddress();
     }
 
-    public byte[] secret() {
-        return secret.clone();
+    /** The run's key (for replicas in this JVM: tests and benchmarks; Spark replicas derive or receive it). */
+    public byte[] key() {
+        return key.clone();
     }
 
     /**
@@ -156,27 +172,23 @@ public final class Coordinator implements AutoCloseable {
             socket.setSoTimeout(30_000); // a silent stranger does not hold a thread for ever
             DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
-            DataInputStream hello = Wire.read(in, 64);
-            if (Wire.type(hello) != Wire.HELLO) throw new Wire.ProtocolException("first frame is not a hello");
-            byte[] presented = new byte[Wire.SECRET_BYTES];
-            hello.readFully(presented);
-            int rank = hello.readInt(), helloEpoch = hello.readInt(), helloAttempt = hello.readInt();
-            Wire.expectEnd(hello);
-            if (!MessageDigest.isEqual(presented, secret)) throw new Wire.ProtocolException("wrong secret");
+            Channel.Accepted accepted = Channel.accept(in, out, key, encrypt);
+            Channel channel = accepted.channel();
+            int rank = accepted.hello().rank(), helloEpoch = accepted.hello().epoch(), helloAttempt = accepted.hello().attempt();
             who = "replica " + rank + " (" + who + ", attempt " + helloAttempt + ")";
-            welcome(rank, helloEpoch, helloAttempt, out);
+            welcome(rank, helloEpoch, helloAttempt, channel);
             try {
                 socket.setSoTimeout(0); // from here on the replica's own compute sets the pace
                 while (true) {
                     DataInputStream frame;
                     try {
-                        frame = Wire.read(in, maxFrame);
+                        frame = channel.receive(maxFrame);
                     } catch (java.io.EOFException e) {
                         return; // the replica is done (or gone)
                     }
                     byte type = Wire.type(frame);
-                    if (type == Wire.BN) onBn(rank, helloAttempt, frame, out);
-                    else if (type == Wire.GRAD) onGrad(rank, helloAttempt, frame, out);
+                    if (type == Wire.BN) onBn(rank, helloAttempt, frame, channel);
+                    else if (type == Wire.GRAD) onGrad(rank, helloAttempt, frame, channel);
                     else throw new Wire.ProtocolException("unexpected frame type " + type);
                 }
             } finally {
@@ -190,7 +202,7 @@ public final class Coordinator implements AutoCloseable {
         }
     }
 
-    private void welcome(int rank, int helloEpoch, int helloAttempt, DataOutputStream out) throws IOException {
+    private void welcome(int rank, int helloEpoch, int helloAttempt, Channel channel) throws IOException {
         float[] p, st;
         int start;
         synchronized (this) {
@@ -212,7 +224,7 @@ public final class Coordinator implements AutoCloseable {
         }
         Wire.Out w = new Wire.Out(Wire.WELCOME);
         w.data.writeInt(start);
-        w.floats(p).floats(st).send(out);
+        channel.send(w.floats(p).floats(st));
     }
 
     private void checkLive(int myAttempt, int frameEpoch, int frameStep) throws Wire.ProtocolException {
@@ -222,7 +234,7 @@ public final class Coordinator implements AutoCloseable {
         }
     }
 
-    private void onBn(int rank, int myAttempt, DataInputStream frame, DataOutputStream out) throws IOException, InterruptedException {
+    private void onBn(int rank, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt(), layer = frame.readInt();
         boolean forward = frame.readBoolean();
         if (!bn.synced()) throw new Wire.ProtocolException("BN statistics sent in local BN mode");
@@ -238,10 +250,10 @@ public final class Coordinator implements AutoCloseable {
                 checkLive(myAttempt, frameEpoch, frameStep);
             }
         }
-        new Wire.Out(Wire.BN_SUM).doubles(result).send(out);
+        channel.send(new Wire.Out(Wire.BN_SUM).doubles(result));
     }
 
-    private void onGrad(int rank, int myAttempt, DataInputStream frame, DataOutputStream out) throws IOException, InterruptedException {
+    private void onGrad(int rank, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt();
         long count = frame.readLong();
         double lossSum = frame.readDouble();
@@ -258,10 +270,9 @@ public final class Coordinator implements AutoCloseable {
                 wait();
                 if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
             }
-            reply = paramsFrame;
+            reply = paramsPayload;
         }
-        out.write(reply);
-        out.flush();
+        channel.send(reply); // sealed per connection: each has its own keys
     }
 
     /** All gradients of the current step are in (called holding the lock). */
@@ -270,7 +281,7 @@ public final class Coordinator implements AutoCloseable {
         try {
             long t0 = System.nanoTime();
             params = handler.apply(report).clone();
-            paramsFrame = new Wire.Out(Wire.PARAMS).floats(params).toBytes();
+            paramsPayload = new Wire.Out(Wire.PARAMS).floats(params).payload();
             long t1 = System.nanoTime();
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
             replicaStates = report.states();

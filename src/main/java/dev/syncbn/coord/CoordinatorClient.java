@@ -22,13 +22,14 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
     private final Socket socket;
     private final DataInputStream in;
     private final DataOutputStream out;
+    private final Channel channel;
     private final int epoch, paramCount, stateCount, maxFrame;
     private final int[] bnChannels;
     private final Thread watchdog;
     private int step;
     private long bnWaitNanos;
 
-    public CoordinatorClient(String host, int port, byte[] secret, int rank, int epoch, int attempt, int paramCount, int stateCount, int[] bnChannels,
+    public CoordinatorClient(String host, int port, byte[] key, boolean encrypt, int rank, int epoch, int attempt, int paramCount, int stateCount, int[] bnChannels,
             BooleanSupplier killed) throws IOException {
         this.epoch = epoch;
         this.paramCount = paramCount;
@@ -42,12 +43,6 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         socket.setTcpNoDelay(true);
         in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
         out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
-        Wire.Out hello = new Wire.Out(Wire.HELLO);
-        hello.data.write(secret);
-        hello.data.writeInt(rank);
-        hello.data.writeInt(epoch);
-        hello.data.writeInt(attempt);
-        hello.send(out);
         watchdog = new Thread(() -> {
             while (!socket.isClosed()) {
                 if (killed.getAsBoolean()) {
@@ -63,6 +58,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         }, "coordinator-client-watchdog");
         watchdog.setDaemon(true);
         watchdog.start();
+        channel = Channel.connect(in, out, key, rank, epoch, attempt, encrypt);
     }
 
     public Welcome welcome() throws IOException {
@@ -75,7 +71,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
     }
 
     private DataInputStream expect(byte type) throws IOException {
-        DataInputStream f = Wire.read(in, maxFrame);
+        DataInputStream f = channel.receive(maxFrame);
         byte got = Wire.type(f);
         if (got != type) throw new Wire.ProtocolException("expected frame type " + type + ", got " + got);
         return f;
@@ -90,7 +86,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
             f.data.writeInt(step);
             f.data.writeInt(layer);
             f.data.writeBoolean(forward);
-            f.doubles(sums).send(out);
+            channel.send(f.doubles(sums));
             double[] total = Wire.doubles(expect(Wire.BN_SUM), sums.length);
             System.arraycopy(total, 0, sums, 0, sums.length);
         } catch (IOException e) {
@@ -116,7 +112,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         f.data.writeLong(correct);
         f.data.writeDouble(computeS);
         f.data.writeDouble(bnWaitS);
-        f.floats(grads).floats(state).send(out);
+        channel.send(f.floats(grads).floats(state));
         float[] params = Wire.floats(expect(Wire.PARAMS), paramCount);
         step++;
         return params;

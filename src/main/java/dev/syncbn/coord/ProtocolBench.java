@@ -9,8 +9,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 /**
  * The coordination service alone, without any compute: W replica threads in this JVM run steps of the
  * default network's sizes (4 BN all-reduces in sync mode, then the gradient hand-in and the new
- * parameters) against a Coordinator on 127.0.0.1. What it prints is the floor of a step's
- * non-compute time on this machine. Usage: ProtocolBench [workers] [steps]
+ * parameters) against a Coordinator on 127.0.0.1, with frames sealed (integrity) and with frames
+ * encrypted too. What it prints is the floor of a step's non-compute time on this machine.
+ * Usage: ProtocolBench [workers] [steps]
  */
 public final class ProtocolBench {
     private ProtocolBench() {}
@@ -24,9 +25,11 @@ public final class ProtocolBench {
             stateCount = net.state.length();
         }
         int[] channels = spec.convWidths();
-        for (String mode : new String[] {"local", "sync", "local", "sync"}) {
+        for (String run : new String[] {"local", "sync", "local+enc", "sync+enc", "local", "sync", "local+enc", "sync+enc"}) {
+            String mode = run.replace("+enc", "");
+            boolean encrypt = run.endsWith("+enc");
             BnMode bn = BnMode.parse(mode, workers);
-            try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels)) {
+            try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
                 float[][] states = new float[workers][stateCount];
                 c.startEpoch(1, steps, 0, new float[paramCount], states, new Coordinator.StepHandler() {
                     @Override
@@ -41,18 +44,19 @@ public final class ProtocolBench {
                 long t0 = System.nanoTime();
                 for (int r = 0; r < workers; r++) {
                     int rank = r;
-                    replicas[r] = new Thread(() -> replica(c, rank, steps, bn, paramCount, stateCount, channels));
+                    replicas[r] = new Thread(() -> replica(c, encrypt, rank, steps, bn, paramCount, stateCount, channels));
                     replicas[r].start();
                 }
                 for (Thread t : replicas) t.join();
-                System.out.printf(java.util.Locale.ROOT, "W=%d %-5s: %.3f ms per step without compute (%d params of gradient each way per replica%s)%n",
-                        workers, mode, (System.nanoTime() - t0) / 1e6 / steps, paramCount, bn.synced() ? ", 4 BN all-reduces" : "");
+                System.out.printf(java.util.Locale.ROOT, "W=%d %-5s frames %-9s: %.3f ms per step without compute (%d params of gradient each way per replica%s)%n",
+                        workers, mode, encrypt ? "encrypted" : "sealed", (System.nanoTime() - t0) / 1e6 / steps, paramCount,
+                        bn.synced() ? ", 4 BN all-reduces" : "");
             }
         }
     }
 
-    private static void replica(Coordinator c, int rank, int steps, BnMode bn, int paramCount, int stateCount, int[] channels) {
-        try (CoordinatorClient client = new CoordinatorClient("127.0.0.1", c.port(), c.secret(), rank, 1, 0, paramCount, stateCount, channels, () -> false)) {
+    private static void replica(Coordinator c, boolean encrypt, int rank, int steps, BnMode bn, int paramCount, int stateCount, int[] channels) {
+        try (CoordinatorClient client = new CoordinatorClient("127.0.0.1", c.port(), c.key(), encrypt, rank, 1, 0, paramCount, stateCount, channels, () -> false)) {
             client.welcome();
             float[] grads = new float[paramCount], state = new float[stateCount];
             for (int s = 0; s < steps; s++) {

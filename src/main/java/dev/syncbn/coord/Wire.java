@@ -7,13 +7,15 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /**
- * The coordination service's frames: int length (of what follows), byte type, payload. Plain binary,
+ * The coordination service's frames: int length (of what follows), byte type, body. Plain binary,
  * read field by field; nothing from the network is ever deserialized as an object. A frame longer than
- * the reader's limit, or a vector of another length than expected, is a protocol error.
+ * the reader's limit, or a vector of another length than expected, is a protocol error. After the
+ * handshake every frame is sealed by its connection's Channel.
  */
 final class Wire {
-    static final byte HELLO = 1, WELCOME = 2, BN = 3, BN_SUM = 4, GRAD = 5, PARAMS = 6, REFUSED = 7;
-    static final int SECRET_BYTES = 32;
+    static final byte HELLO = 1, WELCOME = 2, BN = 3, BN_SUM = 4, GRAD = 5, PARAMS = 6, CHALLENGE = 8, PROOF = 9;
+    /** The run's key: 32 random bytes, or derived from Spark's own secret when spark.authenticate is on. */
+    static final int KEY_BYTES = 32;
     /** Room for a whole gradient frame in the kernel's socket buffers, so a step's exchange needs no flow-control round trips. */
     static final int SOCKET_BUFFER = 1 << 20;
 
@@ -48,28 +50,19 @@ final class Wire {
             return this;
         }
 
-        void send(DataOutputStream out) throws IOException {
-            out.write(toBytes());
-            out.flush();
+        /** The type byte and the body, without the length. */
+        byte[] payload() throws IOException {
+            data.flush();
+            return bytes.toByteArray();
         }
 
-        /** The whole frame, length first, ready to be written. */
+        /** The whole frame, length first, as it travels before the keys exist (and as a test writes raw). */
         byte[] toBytes() throws IOException {
-            data.flush();
-            byte[] frame = new byte[4 + bytes.size()];
-            ByteBuffer.wrap(frame).putInt(bytes.size());
-            System.arraycopy(bytes.toByteArray(), 0, frame, 4, bytes.size());
+            byte[] payload = payload(), frame = new byte[4 + payload.length];
+            ByteBuffer.wrap(frame).putInt(payload.length);
+            System.arraycopy(payload, 0, frame, 4, payload.length);
             return frame;
         }
-    }
-
-    /** Reads one frame of at most maxLength bytes; returns its payload, type first. */
-    static DataInputStream read(DataInputStream in, int maxLength) throws IOException {
-        int length = in.readInt();
-        if (length < 1 || length > maxLength) throw new ProtocolException("frame of " + length + " bytes (limit " + maxLength + ")");
-        byte[] frame = new byte[length];
-        in.readFully(frame);
-        return new DataInputStream(new java.io.ByteArrayInputStream(frame));
     }
 
     static float[] floats(DataInputStream in, int expected) throws IOException {

@@ -27,7 +27,7 @@ import scala.runtime.AbstractFunction1;
  */
 public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
     /** Everything a replica needs to know about the run; shipped in the task closure. */
-    public record Job(String host, int port, byte[] secret, int workers, int batchPerWorker, int trainSize, NetSpec spec, BnMode bn,
+    public record Job(String host, int port, CoordinatorKey key, int workers, int batchPerWorker, int trainSize, NetSpec spec, BnMode bn,
             int threads, int epoch, int failAtStep) implements Serializable {}
 
     private final Job job;
@@ -56,7 +56,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         Dataset mine = Blocks.merge(parts, Sampler.countFor(rank, job.trainSize(), w), job.spec());
         Backend.init(job.threads());
         try (ConvNet net = new ConvNet(job.spec(), b, job.threads(), DataType.FLOAT);
-                CoordinatorClient client = new CoordinatorClient(job.host(), job.port(), job.secret(), rank, job.epoch(), attempt, net.paramCount(),
+                CoordinatorClient client = new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), rank, job.epoch(), attempt, net.paramCount(),
                         net.state.length(), job.spec().convWidths(), ctx::isInterrupted)) {
             CoordinatorClient.Welcome welcome = client.welcome();
             net.params.copyFrom(welcome.params());

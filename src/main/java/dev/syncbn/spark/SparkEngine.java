@@ -38,6 +38,7 @@ public final class SparkEngine implements Engine {
     private final ConvNet net;
     private final Adam adam;
     private final Coordinator coordinator;
+    private final CoordinatorKey key;
 
     /** Training and test data from the driver's memory, shipped to the executors as W blocks each. */
     public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, Settings s) throws IOException {
@@ -63,11 +64,19 @@ public final class SparkEngine implements Engine {
         this.adam = new Adam(net.params, s.lr());
         this.trainBlocks = data.train().persist(StorageLevel.MEMORY_ONLY());
         this.testBlocks = data.test().persist(StorageLevel.MEMORY_ONLY());
-        this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths());
+        this.key = CoordinatorKey.forRun(sc.getConf());
+        this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths(), key.key(),
+                key.encrypt());
     }
 
     private static String driverHost(JavaSparkContext sc) {
         return sc.getConf().get("spark.driver.host", "127.0.0.1");
+    }
+
+    /** How the coordination channel is protected, for the run's log. */
+    public String channelDescription() {
+        return "coordination service on " + coordinator.host() + ":" + coordinator.port() + ": frames " + (key.encrypt() ? "encrypted and sealed" : "sealed")
+                + " (AES-GCM), key " + (key.fromSparkSecret() ? "derived from Spark's secret (spark.authenticate)" : "shipped in the task closure");
     }
 
     public int paramCount() {
@@ -119,7 +128,7 @@ public final class SparkEngine implements Engine {
         long seed = s.seed();
         JavaRDD<Blocks.Part> parts = trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers))
                 .partitionBy(new Blocks.ReplicaPartitioner(w)).values();
-        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), coordinator.secret(), w, s.batchPerWorker(), trainSize, spec,
+        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, w, s.batchPerWorker(), trainSize, spec,
                 s.bn(), s.threadsPerTask(), epoch, s.failAtStep()));
         sc.setJobDescription("syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)");
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result

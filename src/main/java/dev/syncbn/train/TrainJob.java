@@ -36,6 +36,7 @@ public final class TrainJob {
                 sc.master(), c.workers(), c.batchPerWorker(), c.workers() * c.batchPerWorker(), c.bn().text(), threads, data.trainSize(), data.testSize());
         SparkEngine.Settings settings = new SparkEngine.Settings(c.workers(), c.batchPerWorker(), c.bn(), c.lr(), c.seed(), threads, c.failAtStep());
         try (SparkEngine engine = new SparkEngine(sc, data, settings)) {
+            System.out.println(engine.channelDescription());
             Map<String, String> shape = new LinkedHashMap<>();
             shape.put("workers", Integer.toString(c.workers()));
             shape.put("batch-per-worker", Integer.toString(c.batchPerWorker()));

@@ -10,6 +10,9 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.ByteArrayOutputStream;
+import java.net.ServerSocket;
+import java.util.function.BiFunction;
 import java.net.Socket;
 import java.util.ArrayList;
 import java.util.List;
@@ -17,9 +20,11 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /**
- * The coordination service under hostile input: strangers, wrong secrets, broken frames, wrong vector
- * lengths, a second connection for a rank, replays. Each is dropped, and the run in progress ends with
- * the same parameters as an undisturbed one.
+ * The coordination service under hostile input: strangers, wrong keys, broken frames, wrong vector
+ * lengths, a second connection for a rank, replays; and on the wire, through a recording proxy: the key
+ * never travels, a flipped bit or a replayed frame ends its connection (and a relaunched attempt ends
+ * exactly as an undisturbed run), and encrypted frames hide the parameters. Each attack is dropped, and
+ * the run in progress ends with the same parameters as an undisturbed one.
  */
 class CoordinatorHostileTest {
     static final int P = 6, S = 4, STEPS = 40;
@@ -27,7 +32,11 @@ class CoordinatorHostileTest {
 
     /** A coordinator whose "optimizer" adds the summed gradient to the parameters: the result shows every contribution. */
     static Coordinator start(int workers, AtomicInteger stepsDone) throws IOException {
-        Coordinator c = new Coordinator("127.0.0.1", workers, BnMode.parse("sync", workers), P, S, CHANNELS);
+        return start(workers, stepsDone, false);
+    }
+
+    static Coordinator start(int workers, AtomicInteger stepsDone, boolean encrypt) throws IOException {
+        Coordinator c = new Coordinator("127.0.0.1", workers, BnMode.parse("sync", workers), P, S, CHANNELS, Coordinator.randomKey(), encrypt);
         float[] params = new float[P];
         c.startEpoch(1, STEPS, 0, params, new float[workers][S], new Coordinator.StepHandler() {
             @Override
@@ -44,21 +53,29 @@ class CoordinatorHostileTest {
         return c;
     }
 
-    static CoordinatorClient client(Coordinator c, int rank, byte[] secret) throws IOException {
-        return new CoordinatorClient("127.0.0.1", c.port(), secret, rank, 1, 0, P, S, CHANNELS, () -> false);
+    static CoordinatorClient client(Coordinator c, int rank, byte[] key) throws IOException {
+        return new CoordinatorClient("127.0.0.1", c.port(), key, false, rank, 1, 0, P, S, CHANNELS, () -> false);
+    }
+
+    /** An insider's connection (it holds the key) welcomed as rank 0, to send frames of its own making. */
+    record Raw(Socket socket, Channel channel) implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
     }
 
     /**
      * A raw connection welcomed as rank 0. A rank is free again only once the service has seen its previous
      * connection end, which can be a moment after that connection's socket closed here: retry until welcomed.
      */
-    static Socket session(Coordinator c) throws Exception {
+    static Raw session(Coordinator c) throws Exception {
         for (int attempt = 0; attempt < 200; attempt++) {
             Socket s = new Socket("127.0.0.1", c.port());
-            s.getOutputStream().write(hello(c.secret(), 0));
             try {
-                Wire.read(new DataInputStream(s.getInputStream()), 1 << 20);
-                return s;
+                Channel ch = Channel.connect(new DataInputStream(s.getInputStream()), new DataOutputStream(s.getOutputStream()), c.key(), 0, 1, 0, false);
+                ch.receive(1 << 20);
+                return new Raw(s, ch);
             } catch (java.io.EOFException refusedWhileTheOldConnectionEnds) {
                 s.close();
                 Thread.sleep(10);
@@ -71,8 +88,12 @@ class CoordinatorHostileTest {
 
     /** A client welcomed as rank; see session() for why it may take a few tries. */
     static Session welcomed(Coordinator c, int rank) throws Exception {
+        return welcomed(c, c.port(), rank, 0, false);
+    }
+
+    static Session welcomed(Coordinator c, int port, int rank, int stageAttempt, boolean encrypt) throws Exception {
         for (int attempt = 0; ; attempt++) {
-            CoordinatorClient client = client(c, rank, c.secret());
+            CoordinatorClient client = new CoordinatorClient("127.0.0.1", port, c.key(), encrypt, rank, 1, stageAttempt, P, S, CHANNELS, () -> false);
             try {
                 return new Session(client, client.welcome());
             } catch (java.io.EOFException e) {
@@ -85,7 +106,11 @@ class CoordinatorHostileTest {
 
     /** One replica's steps from its welcome on: a BN all-reduce (checked) and a gradient that depends on step and rank. */
     static float[] replica(Coordinator c, int rank, int workers, int untilStep) throws Exception {
-        Session session = welcomed(c, rank);
+        return replica(c, c.port(), rank, workers, untilStep, 0, false);
+    }
+
+    static float[] replica(Coordinator c, int port, int rank, int workers, int untilStep, int stageAttempt, boolean encrypt) throws Exception {
+        Session session = welcomed(c, port, rank, stageAttempt, encrypt);
         try (CoordinatorClient client = session.client()) {
             CoordinatorClient.Welcome w = session.welcome();
             float[] params = w.params();
@@ -144,13 +169,27 @@ class CoordinatorHostileTest {
         }
     }
 
-    static byte[] hello(byte[] secret, int rank) throws IOException {
-        Wire.Out h = new Wire.Out(Wire.HELLO);
-        h.data.write(secret);
-        h.data.writeInt(rank);
-        h.data.writeInt(1);
-        h.data.writeInt(0);
-        return h.toBytes();
+    /** A stranger without the key: a well-formed hello, then, after the challenge, a proof made with a wrong key. */
+    static void wrongProof(Coordinator c) {
+        try (Socket s = new Socket("127.0.0.1", c.port())) {
+            s.setSoTimeout(2000);
+            DataOutputStream out = new DataOutputStream(s.getOutputStream());
+            DataInputStream in = new DataInputStream(s.getInputStream());
+            Wire.Out hello = new Wire.Out(Wire.HELLO);
+            hello.data.writeInt(0);
+            hello.data.writeInt(1);
+            hello.data.writeInt(0);
+            hello.data.writeBoolean(false);
+            hello.data.write(new byte[Channel.NONCE_BYTES]);
+            out.write(hello.toBytes());
+            in.readFully(new byte[in.readInt()]); // the challenge
+            Wire.Out proof = new Wire.Out(Wire.PROOF);
+            proof.data.write(Channel.hmac(Coordinator.randomKey(), "client", new byte[1]));
+            out.write(proof.toBytes());
+            if (in.read() != -1) throw new AssertionError("a wrong proof was answered");
+        } catch (IOException expectedWhenDropped) {
+            // dropped
+        }
     }
 
     @Test
@@ -163,22 +202,15 @@ class CoordinatorHostileTest {
             byte[] garbage = new byte[300];
             rng.nextBytes(garbage);
             attacks.add(() -> raw(c, garbage)); // no hello at all
-            attacks.add(() -> {
-                byte[] wrong = c.secret();
-                wrong[0] ^= 1;
-                try {
-                    raw(c, hello(wrong, 0)); // a wrong secret
-                } catch (IOException e) {
-                    throw new AssertionError(e);
-                }
-            });
+            attacks.add(() -> wrongProof(c)); // no key
             attacks.add(() -> raw(c, new byte[] {0x40, 0, 0, 0})); // a hello frame claiming 1 GiB
             attacks.add(() -> raw(c, new byte[] {0, 0, 0, 45, Wire.HELLO, 1, 2})); // a truncated hello
-            attacks.add(() -> {
-                try {
-                    raw(c, hello(c.secret(), 7)); // a rank that does not exist
-                } catch (IOException e) {
-                    throw new AssertionError(e);
+            attacks.add(() -> { // a rank that does not exist, from someone who holds the key
+                try (CoordinatorClient stranger = client(c, 7, c.key())) {
+                    stranger.welcome();
+                    throw new AssertionError("rank 7 was welcomed");
+                } catch (IOException expectedWhenDropped) {
+                    // dropped
                 }
             });
             Thread attacker = new Thread(() -> {
@@ -195,9 +227,9 @@ class CoordinatorHostileTest {
     @Test
     void aSecondConnectionForARankIsRefused() throws Exception {
         AtomicInteger steps = new AtomicInteger();
-        try (Coordinator c = start(1, steps); CoordinatorClient first = client(c, 0, c.secret())) {
+        try (Coordinator c = start(1, steps); CoordinatorClient first = client(c, 0, c.key())) {
             first.welcome();
-            try (CoordinatorClient second = client(c, 0, c.secret())) {
+            try (CoordinatorClient second = client(c, 0, c.key())) {
                 assertThrows(IOException.class, second::welcome); // dropped instead of welcomed
             }
         }
@@ -210,8 +242,7 @@ class CoordinatorHostileTest {
         try (Coordinator c = start(1, steps)) {
             replica(c, 0, 1, 3); // steps 0..2, then this replica goes away
             // a gradient of the wrong length
-            try (Socket s = session(c)) {
-                DataOutputStream out = new DataOutputStream(s.getOutputStream());
+            try (Raw s = session(c)) {
                 Wire.Out g = new Wire.Out(Wire.GRAD);
                 g.data.writeInt(1);
                 g.data.writeInt(3);
@@ -220,15 +251,18 @@ class CoordinatorHostileTest {
                 g.data.writeLong(0);
                 g.data.writeDouble(0);
                 g.data.writeDouble(0);
-                g.floats(new float[P + 1]).floats(new float[S]).send(out);
-                assertEquals(-1, s.getInputStream().read(), "dropped");
+                s.channel().send(g.floats(new float[P + 1]).floats(new float[S]));
+                assertEquals(-1, s.socket().getInputStream().read(), "dropped");
             }
-            // an oversized frame after a good hello, then a replay of step 1, which is over
-            for (byte[] attack : new byte[][] {{0x7f, 0, 0, 0, Wire.GRAD}, replayOfStep(1)}) {
-                try (Socket s = session(c)) {
-                    s.getOutputStream().write(attack);
-                    assertEquals(-1, s.getInputStream().read(), "dropped");
-                }
+            // an oversized frame after a good handshake
+            try (Raw s = session(c)) {
+                s.socket().getOutputStream().write(new byte[] {0x7f, 0, 0, 0, Wire.GRAD});
+                assertEquals(-1, s.socket().getInputStream().read(), "dropped");
+            }
+            // a correctly sealed gradient for step 1, which is over
+            try (Raw s = session(c)) {
+                s.channel().send(replayOfStep(1));
+                assertEquals(-1, s.socket().getInputStream().read(), "dropped");
             }
             assertEquals(3, c.step(), "no step was taken by the attacks");
             float[] got = replica(c, 0, 1, STEPS);
@@ -236,7 +270,7 @@ class CoordinatorHostileTest {
         }
     }
 
-    static byte[] replayOfStep(int step) throws IOException {
+    static Wire.Out replayOfStep(int step) throws IOException {
         Wire.Out g = new Wire.Out(Wire.GRAD);
         g.data.writeInt(1);
         g.data.writeInt(step);
@@ -245,7 +279,6 @@ class CoordinatorHostileTest {
         g.data.writeLong(0);
         g.data.writeDouble(0);
         g.data.writeDouble(0);
-        g.floats(new float[P]).floats(new float[S]);
-        return g.toBytes();
+        return g.floats(new float[P]).floats(new float[S]);
     }
 }

@@ -23,7 +23,11 @@ final class StandaloneCluster implements AutoCloseable {
     private final List<Process> processes = new ArrayList<>();
     private final Path logs;
 
-    StandaloneCluster(Path dir, int workers) throws Exception {
+    /** Spark settings of the Master and Workers (as -D options), e.g. spark.authenticate and its secret. */
+    private final List<String> daemonSettings;
+
+    StandaloneCluster(Path dir, int workers, String... daemonSettings) throws Exception {
+        this.daemonSettings = List.of(daemonSettings);
         home = dir.resolve("spark-home");
         workDir = dir.resolve("work");
         logs = dir.resolve("logs");
@@ -80,6 +84,7 @@ final class StandaloneCluster implements AutoCloseable {
 
     Process start(String name, String mainClass, String... args) throws IOException {
         List<String> cmd = javaCommand(mainClass);
+        for (String setting : daemonSettings) cmd.add(1, "-D" + setting);
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(logs.resolve(name + ".log").toFile());
         pb.environment().put("SPARK_HOME", home.toString());

@@ -18,15 +18,22 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The job on a real standalone cluster (Master and two Workers as separate JVMs), submitted with
  * spark-submit: closures and Kryo cross process boundaries, ND4J loads in fresh executor JVMs, the
- * coordination service is reached over real sockets, and an executor is killed mid-epoch.
+ * coordination service is reached over real sockets, and an executor is killed mid-epoch; the second
+ * cluster runs with spark.authenticate and spark.network.crypto.enabled, so Spark's own RPC is
+ * authenticated and encrypted and the coordination channel derives its key from Spark's secret and
+ * encrypts its frames.
  */
 @Tag("slow")
 class StandaloneClusterTest {
     @TempDir
     Path dir;
 
-    private Process submit(StandaloneCluster cluster, Path run, Path log) throws Exception {
+    static final String[] SECURE = {"spark.authenticate=true", "spark.authenticate.secret=syncbn-test-secret-4d1f", "spark.network.crypto.enabled=true",
+        "spark.master.rest.enabled=false"}; // Spark's REST submission server cannot authenticate
+
+    private Process submit(StandaloneCluster cluster, Path run, Path log, String... settings) throws Exception {
         List<String> cmd = cluster.javaCommand("org.apache.spark.deploy.SparkSubmit");
+        for (String setting : settings) cmd.addAll(List.of("--conf", setting));
         cmd.addAll(List.of("--master", cluster.master(), "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.executor.cores=1",
                 "--conf", "spark.executor.memory=2g", "--conf", "spark.executorEnv.OMP_WAIT_POLICY=PASSIVE", "--conf", "spark.ui.enabled=false",
                 "--class", "dev.syncbn.cli.Main", cluster.appJar.toString(),
@@ -40,9 +47,9 @@ class StandaloneClusterTest {
     }
 
     @Test
-    void trainsWithSyncBnAcrossTwoExecutorsAndSurvivesAKilledExecutor() throws Exception {
-        try (StandaloneCluster cluster = new StandaloneCluster(dir, 2)) {
-            Path a = dir.resolve("a"), b = dir.resolve("b");
+    void trainsWithSyncBnAcrossTwoExecutorsAndSurvivesAKilledExecutorOnAnAuthenticatedEncryptedCluster() throws Exception {
+        Path a = dir.resolve("a"), b = dir.resolve("b");
+        try (StandaloneCluster cluster = new StandaloneCluster(dir.resolve("plain"), 2)) {
             Process first = submit(cluster, a, dir.resolve("a.log"));
             assertTrue(first.waitFor(10, TimeUnit.MINUTES) && first.exitValue() == 0, Files.readString(dir.resolve("a.log")));
             List<String> lines = cluster.executorLines("syncbn replica");
@@ -51,10 +58,13 @@ class StandaloneClusterTest {
             double testAcc = Double.parseDouble(metrics.get(1).split(",")[4]);
             assertTrue(testAcc > 0.70, "test accuracy after one epoch on 4,096 images: " + testAcc);
             assertTrue(Files.exists(a.resolve("ckpt/epoch-0001.model")));
-
-            // the same run again, with one executor JVM killed (SIGKILL) in the middle of the epoch
+            assertTrue(Files.readString(dir.resolve("a.log")).contains("frames sealed (AES-GCM), key shipped in the task closure"));
+        }
+        // the same run on a cluster with Spark's authentication and RPC encryption, with one executor JVM
+        // killed (SIGKILL) in the middle of the epoch
+        try (StandaloneCluster cluster = new StandaloneCluster(dir.resolve("secure"), 2, SECURE)) {
             int linesBefore = cluster.executorLines("syncbn replica").size();
-            Process second = submit(cluster, b, dir.resolve("b.log"));
+            Process second = submit(cluster, b, dir.resolve("b.log"), SECURE);
             long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(5);
             while (cluster.executorLines("syncbn replica").size() < linesBefore + 2 && System.nanoTime() < deadline) Thread.sleep(50);
             Thread.sleep(1500); // into the epoch's steps
@@ -63,6 +73,8 @@ class StandaloneClusterTest {
             executors.get(0).destroyForcibly();
             assertTrue(second.waitFor(10, TimeUnit.MINUTES) && second.exitValue() == 0, Files.readString(dir.resolve("b.log")));
             assertTrue(cluster.executorLines("stage attempt 1").size() >= 1, "the barrier stage was relaunched: " + cluster.executorLines("syncbn replica"));
+            assertTrue(Files.readString(dir.resolve("b.log")).contains("frames encrypted and sealed (AES-GCM), key derived from Spark's secret"),
+                    Files.readString(dir.resolve("b.log")));
             Configuration conf = new Configuration();
             assertArrayEquals(ModelFile.load(a.resolve("model.bin").toString(), conf).params(), ModelFile.load(b.resolve("model.bin").toString(), conf).params());
         }
