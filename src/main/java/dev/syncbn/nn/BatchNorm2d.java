@@ -141,6 +141,19 @@ public final class BatchNorm2d implements Layer {
         return out;
     }
 
+    /**
+     * Adds the last training forward's batch statistics into acc, laid out as this layer's running
+     * statistics are in the state buffer: the batch mean, then the unbiased batch variance (what the
+     * running statistics are averaged from), per channel.
+     */
+    public void addBatchStatistics(double[] acc) {
+        for (int c = 0; c < channels; c++) {
+            double biased = 1 / (invStd[c] * invStd[c]) - EPS;
+            acc[stateOffset + c] += mean[c];
+            acc[stateOffset + channels + c] += biased * count / (count - 1);
+        }
+    }
+
     /** out = gamma * (x - m) * invStd + beta for channel c, then ReLU if fused. */
     private void normalize(Buf x, int n, int c, double m, double is) {
         double scale = params.get(offset + c) * is;

@@ -153,6 +153,30 @@ public final class SparkEngine implements Engine {
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps);
     }
 
+    /** Precise BN over the training blocks on the executors: each block contributes its share of the batches, in its own order. */
+    @Override
+    public void preciseBn(int batches) {
+        long blocks = trainBlocks.count();
+        int perBlock = (int) ((batches + blocks - 1) / blocks), b = s.batchPerWorker(), threads = s.threadsPerTask();
+        NetSpec spec = this.spec;
+        float[] params = net.params.toFloats(), state = net.state.toFloats();
+        double[] sums = trainBlocks.map(block -> {
+            dev.syncbn.nn.Backend.init(threads);
+            try (ConvNet replica = new ConvNet(spec, b, threads, DataType.FLOAT)) {
+                replica.params.copyFrom(params);
+                replica.state.copyFrom(state);
+                int[] order = new int[block.size()];
+                for (int i = 0; i < order.length; i++) order[i] = i;
+                return ConvNet.batchStatistics(replica, block.dataset(), order, b, perBlock);
+            }
+        }).reduce((x, y) -> {
+            double[] z = x.clone();
+            for (int i = 0; i < z.length; i++) z[i] += y[i];
+            return z;
+        });
+        setAveragedStatistics(sums);
+    }
+
     /** The coordinator's own failure, with the stage's failure attached, or else the stage's failure. */
     private Exception driverFailureOr(Exception stageFailure) {
         Throwable driver = coordinator.failure();

@@ -37,6 +37,19 @@ public interface Engine extends AutoCloseable {
     /** Trains one epoch, global batch after global batch, in the order the Sampler gives for the run's seed and this epoch. */
     EpochResult trainEpoch(int epoch, Progress progress) throws Exception;
 
+    /**
+     * Precise BN: replaces the running statistics with the average batch statistics of up to `batches`
+     * training batches (of the engine's per-replica batch size) through the current network.
+     */
+    void preciseBn(int batches) throws Exception;
+
+    /** Sets the running statistics to sums[0 .. state) / sums[state] (the output of ConvNet.batchStatistics, added up). */
+    default void setAveragedStatistics(double[] sums) {
+        double batches = sums[sums.length - 1];
+        if (batches == 0) throw new IllegalStateException("precise BN: no training batch was complete");
+        for (int i = 0; i < net().state.length(); i++) net().state.set(i, sums[i] / batches);
+    }
+
     /** Loss and accuracy on the test set in evaluation mode. */
     Totals evaluate() throws Exception;
 

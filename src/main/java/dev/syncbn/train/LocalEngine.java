@@ -58,6 +58,11 @@ public final class LocalEngine implements Engine {
 
 
     @Override
+    public void preciseBn(int batches) {
+        setAveragedStatistics(ConvNet.batchStatistics(net, train, Sampler.order(train.size(), seed, 0), batch, batches));
+    }
+
+    @Override
     public Adam adam() {
         return adam;
     }

@@ -60,7 +60,7 @@ public final class TrainJob {
             settings.put("epochs", Integer.toString(c.epochs())); // the schedule's length
         }
         Trainer.Config cfg = new Trainer.Config(c.epochs(), c.metricsOut(), c.stepLog(), c.checkpointDir(), c.resume(), c.modelOut(), c.progressSeconds(),
-                c.earlyStoppingEpochs(), settings);
+                c.earlyStoppingEpochs(), c.preciseBnBatches(), settings);
         return new Trainer(cfg, engine, conf).onEpoch(onEpoch).run();
     }
 }

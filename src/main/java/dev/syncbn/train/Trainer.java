@@ -18,14 +18,19 @@ import org.apache.hadoop.fs.Path;
 public final class Trainer {
     /**
      * earlyStoppingEpochs: stop after that many epochs without a lower evaluation loss, and make the best
-     * epoch's model the outcome (0: train every epoch; the outcome is the last). settings: what a resumed
-     * run must share with the checkpoint it resumes.
+     * epoch's model the outcome (0: train every epoch; the outcome is the last). preciseBnBatches: after
+     * the last epoch, replace the running statistics with those of that many training batches through
+     * the final network (precise BN; 0: keep them). settings: what a resumed run must share with the
+     * checkpoint it resumes.
      */
     public record Config(int epochs, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut,
-            double progressSeconds, int earlyStoppingEpochs, Map<String, String> settings) {}
+            double progressSeconds, int earlyStoppingEpochs, int preciseBnBatches, Map<String, String> settings) {}
 
-    /** The epochs trained in this run and the model it produced (the best epoch's with early stopping). */
-    public record Outcome(List<Metrics.Epoch> epochs, ModelFile model) {}
+    /**
+     * The epochs trained in this run, the model it produced (the best epoch's with early stopping), and
+     * with precise BN the evaluation after it (else null).
+     */
+    public record Outcome(List<Metrics.Epoch> epochs, ModelFile model, Engine.Totals preciseBnEvaluation) {}
 
     private static final String CHECKPOINT_PREFIX = "epoch-", CHECKPOINT_SUFFIX = ".model";
 
@@ -110,12 +115,19 @@ public final class Trainer {
                 }
             }
         }
+        Engine.Totals precise = null;
+        if (cfg.preciseBnBatches() > 0 && best == null && lastEpoch >= start) {
+            engine.preciseBn(cfg.preciseBnBatches());
+            precise = engine.evaluate();
+            System.out.printf(java.util.Locale.ROOT, "precise BN (running statistics of %d training batches through the final network): test loss %.4f acc %.4f%n",
+                    cfg.preciseBnBatches(), precise.meanLoss(), precise.accuracy());
+        }
         ModelFile outcome = best != null ? best : engine.snapshot(lastEpoch, cfg.settings());
         if (!cfg.modelOut().isEmpty()) {
             outcome.save(cfg.modelOut(), conf);
             System.out.println("model saved to " + cfg.modelOut() + (best != null ? " (epoch " + bestEpoch + ", the lowest evaluation loss)" : ""));
         }
-        return new Outcome(done, outcome);
+        return new Outcome(done, outcome, precise);
     }
 
     /** A checkpoint only continues the run it came from: the settings that shape the run must agree. */

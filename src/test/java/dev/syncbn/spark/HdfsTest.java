@@ -70,7 +70,7 @@ class HdfsTest {
 
     private static float[] train(JavaSparkContext sc, Dataset train, Dataset test, int epochs, String ckpt, boolean resume, Configuration conf) throws Exception {
         try (SparkEngine e = new SparkEngine(sc, train, test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 3, 1, -1))) {
-            new Trainer(new Trainer.Config(epochs, ckpt + "-metrics.csv", "", ckpt, resume, "", 0, 0, Map.of()), e, conf).run();
+            new Trainer(new Trainer.Config(epochs, ckpt + "-metrics.csv", "", ckpt, resume, "", 0, 0, 0, Map.of()), e, conf).run();
             return e.snapshot(epochs, Map.of()).params();
         }
     }

@@ -155,7 +155,7 @@ class SparkTrainingTest {
     private float[] trainWithTrainer(int epochs, String ckpt, boolean resume) throws Exception {
         try (SparkEngine e = new SparkEngine(sc, train.head(192), test, new SparkEngine.Settings(2, 16, BnMode.parse("local", 2), 1e-3, 7, 1, -1))) {
             e.adam().withCosineDecay(3L * e.stepsPerEpoch());
-            new dev.syncbn.train.Trainer(new dev.syncbn.train.Trainer.Config(epochs, "", "", ckpt, resume, "", 0, 0, Map.of("bn", "local")), e,
+            new dev.syncbn.train.Trainer(new dev.syncbn.train.Trainer.Config(epochs, "", "", ckpt, resume, "", 0, 0, 0, Map.of("bn", "local")), e,
                     new org.apache.hadoop.conf.Configuration()).run();
             return e.snapshot(epochs, Map.of()).params();
         }
@@ -222,6 +222,31 @@ class SparkTrainingTest {
             assertEquals(test.size(), a.count());
             assertEquals(b.correct(), a.correct());
             assertEquals(b.lossSum(), a.lossSum(), 1e-3 * Math.abs(b.lossSum()));
+        }
+    }
+
+    @Test
+    void preciseBnAveragesTheBatchStatisticsOfTheFinalNetwork() throws Exception {
+        Dataset data = train.head(64);
+        try (SparkEngine e = new SparkEngine(sc, data, test.head(50), new SparkEngine.Settings(2, 32, BnMode.parse("local", 2), 1e-3, 7, 1, -1))) {
+            e.trainEpoch(1, (s, steps, loss, soFar) -> {});
+            float[] params = e.snapshot(1, Map.of()).params();
+            e.preciseBn(2);
+            float[] precise = e.net().state.toFloats();
+            // the reference: the two blocks (samples 0..31 and 32..63), each one batch, through the same network here
+            try (ConvNet net = new ConvNet(NetSpec.defaultFor(1, 28, 28, 10), 32, 1, DataType.FLOAT); ConvNet whole = new ConvNet(NetSpec.defaultFor(1, 28, 28, 10), 64, 1, DataType.FLOAT)) {
+                net.params.copyFrom(params);
+                whole.params.copyFrom(params);
+                int[] order = new int[64];
+                for (int i = 0; i < 64; i++) order[i] = i;
+                double[] sums = ConvNet.batchStatistics(net, data, order, 32, 2);
+                assertEquals(2, sums[sums.length - 1]);
+                for (int i = 0; i < precise.length; i++) assertEquals(sums[i] / 2, precise[i], 1e-5 * Math.max(1, Math.abs(precise[i])), "state " + i);
+                // the first layer's mean over two batches of 32 is its mean over all 64 samples
+                double[] all = ConvNet.batchStatistics(whole, data, order, 64, 1);
+                for (int c = 0; c < 32; c++) assertEquals(all[c], precise[c], 1e-5 * Math.max(1, Math.abs(all[c])), "layer 0 mean of channel " + c);
+            }
+            assertTrue(e.evaluate().count() == 50);
         }
     }
 }
