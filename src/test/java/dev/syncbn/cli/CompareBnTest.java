@@ -1,12 +1,15 @@
 package dev.syncbn.cli;
 
-import dev.syncbn.train.Options;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.syncbn.train.Options;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -15,27 +18,56 @@ class CompareBnTest {
     Path dir;
 
     @Test
-    void gridSkipsGroupModesThatEqualLocalOrSync() {
-        List<CompareBn.Run> runs = CompareBn.grid("2,4", "8", "local,sync,group:2");
-        assertEquals(5, runs.size(), runs.toString()); // group:2 with W=2 would be sync
-        assertTrue(runs.contains(new CompareBn.Run(4, 8, "group:2")));
+    void theSplitDesignHoldsTheGlobalBatchAndSkipsModesThatEqualLocalOrSync() {
+        List<CompareBn.Cell> cells = CompareBn.cells(Options.defaults());
+        assertEquals(15, cells.size(), cells.toString()); // W=1: sync only; W=2: local, sync; W=4..32: local, sync, group:2
+        for (CompareBn.Cell c : cells) assertEquals(64, c.workers() * c.batch(), c.toString());
+        assertTrue(cells.contains(new CompareBn.Cell(32, 2, "group:2")));
+        List<CompareBn.Cell> grid = CompareBn.cells(Options.parse(new String[] {"--design", "grid", "--workers-grid", "2,4", "--batch-grid", "8"}));
+        assertEquals(5, grid.size(), grid.toString()); // group:2 with W=2 would be sync
+        assertThrows(IllegalArgumentException.class, () -> CompareBn.cells(Options.parse(new String[] {"--global-batch", "7", "--workers-grid", "2,4"})));
     }
 
     @Test
-    void smallGridWritesResultsChartsAndReport() throws Exception {
+    void intervalsUseStudentsT() {
+        CompareBn.Stats s = CompareBn.Stats.of(new double[] {1, 2, 3});
+        assertEquals(2, s.mean(), 1e-12);
+        assertEquals(1, s.sd(), 1e-12);
+        assertEquals(4.303 / Math.sqrt(3), s.half(), 1e-9);
+        assertTrue(!s.excludesZero(), "[-0.48, 4.48]");
+        assertTrue(CompareBn.Stats.of(new double[] {1.0, 1.1, 1.2}).excludesZero());
+        assertTrue(!CompareBn.Stats.of(new double[] {-1, 1, 0.5}).excludesZero());
+    }
+
+    @Test
+    void smallGridWritesEveryRunIntervalsTheSyncCheckChartsAndReport() throws Exception {
         String out = dir.resolve("cmp").toString();
-        CompareBn.run(Options.parse(new String[] {"--workers-grid", "2", "--batch-grid", "4,16", "--modes", "local,sync", "--epochs", "1", "--max-train",
-            "128", "--max-test", "64", "--output", out, "--progress-s", "0"}));
+        CompareBn.run(Options.parse(new String[] {"--global-batch", "8", "--workers-grid", "1,2,4", "--modes", "local,sync", "--seeds", "2", "--epochs", "1",
+            "--max-train", "128", "--max-test", "64", "--precise-bn-batches", "2", "--output", out, "--progress-s", "0", "--max-minutes", "0"}));
         List<String> csv = Files.readAllLines(Path.of(out, "results.csv"));
-        assertEquals(1 + 4, csv.size(), "header and one epoch of 4 runs");
-        assertTrue(csv.get(1).startsWith("2,4,local,1,"), csv.get(1));
-        for (String png : new String[] {"accuracy-per-epoch.png", "accuracy-vs-batch.png", "epoch-time.png"}) {
+        assertEquals(1 + 5 * 2, csv.size(), "header and one epoch of 5 cells x 2 seeds");
+        assertTrue(csv.get(1).startsWith("1,8,sync,1,1,"), csv.get(1));
+        assertTrue(csv.get(1).matches(".*,[0-9.]+,[0-9.]+$"), "precise BN columns: " + csv.get(1));
+        for (String png : new String[] {"accuracy-vs-batch.png", "difference-vs-batch.png", "step-time.png"}) {
             byte[] b = Files.readAllBytes(Path.of(out, png));
             assertTrue(b.length > 1000 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G', png);
         }
         String report = Files.readString(Path.of(out, "report.md"));
-        assertTrue(report.contains("W=2, 4 per worker: sync BN's final test accuracy is"), report);
-        assertTrue(report.contains("| 2 | 16 | sync |"), report);
-        assertTrue(report.contains("Across this grid, sync BN's final test accuracy minus local BN's ranges from"), report);
+        Matcher m = Pattern.compile("by at most ([0-9.e+-]+) relative").matcher(report);
+        assertTrue(m.find(), report);
+        assertTrue(Double.parseDouble(m.group(1)) < 1e-4, "sync BN over 2 and 4 replicas equals one replica of the whole batch: " + m.group(1));
+        assertTrue(report.contains("| 4 | 2 | local | 2 |"), report);
+        assertTrue(report.contains("## Local minus sync, paired by seed"), report);
+        assertTrue(report.contains("test accuracy (precise BN)"), report);
+        assertTrue(report.contains("excludes 0") && (report.contains("No split shows") || report.contains("splits show a difference")), report);
+        assertTrue(Files.exists(Path.of(out, "runs", "w4-b2-local-s2-steps.csv")));
+    }
+
+    @Test
+    void aGridThatWouldNotFitIsRefusedBeforeItStarts() {
+        String m = assertThrows(IllegalArgumentException.class, () -> CompareBn.run(Options.parse(new String[] {"--global-batch", "8", "--workers-grid", "1,2",
+            "--epochs", "50", "--max-minutes", "1", "--output", dir.resolve("x").toString(), "--progress-s", "0"}))).getMessage();
+        assertTrue(m.contains("--max-minutes 1"), m);
+        assertTrue(!Files.exists(dir.resolve("x").resolve("results.csv")));
     }
 }
