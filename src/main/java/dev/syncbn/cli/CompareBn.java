@@ -233,6 +233,9 @@ final class CompareBn {
                 }
             }
         }
+        System.out.printf(Locale.ROOT, "timing: W=%d x %d %.1f ms per step, W=%d x %d %.1f ms per step, %.2f s per epoch besides steps, %.2f s per 1,000 "
+                + "images evaluated%n", few.workers(), few.batch(), 1e3 * stepSeconds[0], most.workers(), most.batch(), 1e3 * stepSeconds[1], overhead,
+                1e3 * evalPerImage);
         double[] perRun = new double[cells.size()];
         for (int i = 0; i < cells.size(); i++) {
             Cell c = cells.get(i);

@@ -6,7 +6,9 @@ import dev.syncbn.nn.NetSpec;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.List;
 import java.util.Iterator;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -39,12 +41,16 @@ public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, 
         Backend.init(threads);
         long[] confusion = new long[spec.classes() * spec.classes()];
         Engine.Totals total = new Engine.Totals(0, 0, 0);
-        try (ConvNet net = new ConvNet(spec, BATCH, threads, DataType.FLOAT)) {
+        List<Blocks.Block> mine = new ArrayList<>();
+        blocks.forEachRemaining(mine::add);
+        // a network sized for the samples it will see: one for 256 takes ~150 MB, and many small blocks each paid for it (compare-bn's 32)
+        int batch = Math.max(1, Math.min(BATCH, mine.stream().mapToInt(Blocks.Block::size).max().orElse(1)));
+        try (ConvNet net = new ConvNet(spec, batch, threads, DataType.FLOAT)) {
             net.params.copyFrom(params);
             net.state.copyFrom(state);
-            int[] labels = new int[BATCH];
-            while (blocks.hasNext()) {
-                Engine.Totals t = LocalEngine.evaluate(net, blocks.next().dataset(), labels, confusion);
+            int[] labels = new int[batch];
+            for (Blocks.Block block : mine) {
+                Engine.Totals t = LocalEngine.evaluate(net, block.dataset(), labels, confusion);
                 total = new Engine.Totals(total.lossSum() + t.lossSum(), total.correct() + t.correct(), total.count() + t.count());
             }
         }
