@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Sync vs local vs group BN: the global batch of 64 split W x b for W in 1..32, each cell with 3 seeds,
 # each model evaluated with its running statistics and with precise BN; writes results.csv, three PNG
-# charts and report.md. The presets here (2 epochs on the first 2,560 training and 1,000 test images)
+# charts and report.md. The presets here (2 epochs on the first 4,096 training and 2,000 test images)
 # size the default grid to about 20 minutes on a 2-core machine; compare-bn prints its estimate first and
 # refuses a grid over --max-minutes. Example:
 #   jobs/compare-bn.sh --output out/compare-bn
 source "$(dirname "$0")/common.sh"
-submit_main compare-bn --epochs 2 --max-train 2560 --max-test 1000 --precise-bn-batches 20 --progress-s 0 "$@"
+submit_main compare-bn --epochs 2 --max-train 4096 --max-test 2000 --precise-bn-batches 20 --progress-s 0 "$@"

@@ -69,12 +69,22 @@ final class CompareBn {
     /** Mean, standard deviation and the half-width of the 95% interval of the mean (Student's t) of n values. */
     record Stats(int n, double mean, double sd, double half) {
         static Stats of(double[] xs) {
+            return of(xs, 0);
+        }
+
+        /**
+         * sdFloor: the interval uses at least this standard deviation. Accuracies on N test images move in
+         * steps of 1/N, and a few seeds can agree exactly (three differences of one image each): their
+         * standard deviation of 0 would make an interval of width 0 that "excludes 0" without telling
+         * anything. Floored at one test image, such a difference is reported as the noise it is.
+         */
+        static Stats of(double[] xs, double sdFloor) {
             int n = xs.length;
             double mean = 0, ss = 0;
             for (double x : xs) mean += x / n;
             for (double x : xs) ss += (x - mean) * (x - mean);
             double sd = n > 1 ? Math.sqrt(ss / (n - 1)) : Double.NaN;
-            return new Stats(n, mean, sd, n > 1 ? tCritical(n - 1) * sd / Math.sqrt(n) : Double.NaN);
+            return new Stats(n, mean, sd, n > 1 ? tCritical(n - 1) * Math.max(sd, sdFloor) / Math.sqrt(n) : Double.NaN);
         }
 
         boolean excludesZero() {
@@ -185,7 +195,7 @@ final class CompareBn {
                     + "on a %d-core machine", o.get("design"), data.trainSize(), data.testSize(), epochs, firstSeed, firstSeed + seeds - 1, o.get("lr"),
                     o.get("lr-schedule"), o.getInt("precise-bn-batches", 0) > 0 ? ", precise BN over " + o.get("precise-bn-batches") + " batches" : "",
                     sc.master(), Runtime.getRuntime().availableProcessors());
-            write(outDir, runs, note, seconds, o.get("design").equals("split"));
+            write(outDir, runs, note, seconds, o.get("design").equals("split"), data.testSize());
         }
     }
 
@@ -202,52 +212,64 @@ final class CompareBn {
     }
 
     /**
-     * Seconds per run of each cell, from two short timed runs (the fewest and the most replicas) after a
-     * warm-up: a step's time is taken as linear in W between them, plus per epoch the measured stage and
-     * evaluation overhead.
+     * Seconds per run of each cell, from short timed runs (each the second epoch of 12 steps, after one
+     * that warms up the stage) at the fewest replicas, at as many as the machine has cores, and at the
+     * most: a step's time is interpolated linearly in W between them (one replica leaves the other cores
+     * idle, so the curve bends at the core count), plus per epoch the measured stage and evaluation overhead.
      */
     private static double[] estimate(JavaSparkContext sc, SparkData data, List<Cell> cells, int epochs, int preciseBatches) throws Exception {
-        Cell few = cells.stream().min(java.util.Comparator.comparingInt(Cell::workers)).orElseThrow();
-        Cell most = cells.stream().max(java.util.Comparator.comparingInt(Cell::workers)).orElseThrow();
+        java.util.TreeMap<Integer, Cell> probes = new java.util.TreeMap<>();
+        for (Cell c : cells) probes.putIfAbsent(c.workers(), c);
+        int cores = Runtime.getRuntime().availableProcessors();
+        java.util.TreeMap<Integer, Cell> chosen = new java.util.TreeMap<>();
+        chosen.put(probes.firstKey(), probes.firstEntry().getValue());
+        chosen.put(probes.lastKey(), probes.lastEntry().getValue());
+        Map.Entry<Integer, Cell> nearCores = probes.floorEntry(cores);
+        if (nearCores != null) chosen.put(nearCores.getKey(), nearCores.getValue());
         System.out.println("== warm-up and timing (not recorded)");
-        double evalPerImage = 0, overhead = 0;
-        double[] stepSeconds = new double[2];
-        Cell[] probes = {few, most};
-        for (int round = 0; round < 3; round++) { // round 0 warms up the JIT and Spark
-            int p = round == 0 ? 1 : round - 1;
-            Cell c = probes[p];
-            int global = c.workers() * c.batch(), steps = 12;
-            SparkData slice = data.head(global * steps, Math.min(data.testSize(), 500));
-            int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        double evalPerImage = Double.POSITIVE_INFINITY;
+        java.util.TreeMap<Integer, double[]> seconds = new java.util.TreeMap<>(); // W -> {per step, per epoch besides steps}
+        List<Cell> rounds = new ArrayList<>(chosen.values());
+        rounds.add(0, chosen.lastEntry().getValue()); // the first round warms up the JIT and Spark and is not used
+        int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        for (int round = 0; round < rounds.size(); round++) {
+            Cell c = rounds.get(round);
+            int steps = 12;
+            SparkData slice = data.head(c.workers() * c.batch() * steps, Math.min(data.testSize(), 500));
             try (SparkEngine engine = new SparkEngine(sc, slice, new SparkEngine.Settings(c.workers(), c.batch(), BnMode.parse("sync", c.workers()), 1e-3, 1,
                     threads, -1))) {
+                // a fresh JVM's first steps are slow (the JIT compiles on the same cores): the first round trains 6 epochs before its
+                // last is timed, the others 1; and timed is always the second epoch or later
+                for (int e = 1; e < (round == 0 ? 6 : 2); e++) engine.trainEpoch(e, (s, n, loss, soFar) -> {});
                 long t0 = System.nanoTime();
-                Engine.EpochResult r = engine.trainEpoch(1, (s, n, loss, soFar) -> {});
+                Engine.EpochResult r = engine.trainEpoch(round == 0 ? 6 : 2, (s, n, loss, soFar) -> {});
                 double epoch = (System.nanoTime() - t0) / 1e9, stepsTime = (r.computeMs() + r.bnSyncMs() + r.exchangeMs() + r.updateMs()) / 1e3 * steps;
                 long t1 = System.nanoTime();
                 engine.evaluate();
                 if (round > 0) {
-                    stepSeconds[p] = stepsTime / steps;
-                    overhead = Math.max(overhead, epoch - stepsTime);
-                    evalPerImage = Math.max(evalPerImage, (System.nanoTime() - t1) / 1e9 / slice.testSize());
+                    seconds.put(c.workers(), new double[] {stepsTime / steps, Math.max(0, epoch - stepsTime)});
+                    evalPerImage = Math.min(evalPerImage, (System.nanoTime() - t1) / 1e9 / slice.testSize());
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "timing: W=%d x %d %.1f ms per step, W=%d x %d %.1f ms per step, %.2f s per epoch besides steps, %.2f s per 1,000 "
-                + "images evaluated%n", few.workers(), few.batch(), 1e3 * stepSeconds[0], most.workers(), most.batch(), 1e3 * stepSeconds[1], overhead,
-                1e3 * evalPerImage);
+        StringBuilder timing = new StringBuilder("timing:");
+        for (Map.Entry<Integer, double[]> e : seconds.entrySet()) {
+            timing.append(String.format(Locale.ROOT, " W=%d %.1f ms per step and %.2f s per epoch besides,", e.getKey(), 1e3 * e.getValue()[0], e.getValue()[1]));
+        }
+        System.out.println(timing.append(String.format(Locale.ROOT, " %.2f s per 1,000 images evaluated", 1e3 * evalPerImage)));
         double[] perRun = new double[cells.size()];
         for (int i = 0; i < cells.size(); i++) {
             Cell c = cells.get(i);
-            double f = most.workers() == few.workers() ? 0 : (double) (c.workers() - few.workers()) / (most.workers() - few.workers());
-            double step = stepSeconds[0] + f * (stepSeconds[1] - stepSeconds[0]);
+            Map.Entry<Integer, double[]> lo = seconds.floorEntry(c.workers()), hi = seconds.ceilingEntry(c.workers());
+            double f = lo.getKey().equals(hi.getKey()) ? 0 : (double) (c.workers() - lo.getKey()) / (hi.getKey() - lo.getKey());
+            double step = lo.getValue()[0] + f * (hi.getValue()[0] - lo.getValue()[0]), overhead = lo.getValue()[1] + f * (hi.getValue()[1] - lo.getValue()[1]);
             int steps = Sampler.steps(data.trainSize(), c.workers() * c.batch());
             perRun[i] = epochs * (steps * step + overhead + evalPerImage * data.testSize()) + (preciseBatches > 0 ? overhead + evalPerImage * data.testSize() : 0);
         }
         return perRun;
     }
 
-    static void write(String outDir, List<Run> runs, String note, double seconds, boolean fixedGlobalBatch) throws IOException {
+    static void write(String outDir, List<Run> runs, String note, double seconds, boolean fixedGlobalBatch, int testSize) throws IOException {
         StringBuilder csv = new StringBuilder("workers,batch_per_worker,bn,seed," + Metrics.HEADER + ",precise_test_loss,precise_test_acc\n");
         for (Run r : runs) {
             for (Metrics.Epoch e : r.epochs()) {
@@ -258,8 +280,8 @@ final class CompareBn {
         }
         Files.writeString(Path.of(outDir, "results.csv"), csv, StandardCharsets.UTF_8);
         Map<Cell, List<Run>> byCell = byCell(runs);
-        charts(outDir, byCell);
-        Files.writeString(Path.of(outDir, "report.md"), report(byCell, note, seconds, fixedGlobalBatch), StandardCharsets.UTF_8);
+        charts(outDir, byCell, testSize);
+        Files.writeString(Path.of(outDir, "report.md"), report(byCell, note, seconds, fixedGlobalBatch, testSize), StandardCharsets.UTF_8);
         System.out.println("wrote " + outDir + "/results.csv, accuracy-vs-batch.png, difference-vs-batch.png, step-time.png and report.md");
     }
 
@@ -279,7 +301,7 @@ final class CompareBn {
     }
 
     /** local - sync final accuracy of one split, paired by seed (null where either is missing). */
-    static Stats difference(Map<Cell, List<Run>> byCell, int w, int b, boolean precise) {
+    static Stats difference(Map<Cell, List<Run>> byCell, int w, int b, boolean precise, int testSize) {
         List<Run> local = byCell.get(new Cell(w, b, "local")), sync = byCell.get(new Cell(w, b, "sync"));
         if (local == null || sync == null) return null;
         List<Double> d = new ArrayList<>();
@@ -290,11 +312,14 @@ final class CompareBn {
                 d.add(precise ? l.precise().accuracy() - s.precise().accuracy() : l.last().testAcc() - s.last().testAcc());
             }
         }
-        return d.isEmpty() ? null : Stats.of(d.stream().mapToDouble(Double::doubleValue).toArray());
+        return d.isEmpty() ? null : Stats.of(d.stream().mapToDouble(Double::doubleValue).toArray(), 1.0 / testSize);
     }
 
-    /** The largest relative difference of a sync run's per-step losses from the one-replica run of the same seed (fixed global batch only). */
-    static double syncCheck(Map<Cell, List<Run>> byCell) {
+    /**
+     * The largest relative difference of a sync run's per-step losses from the one-replica run of the same
+     * seed, over its first `steps` steps (fixed global batch only).
+     */
+    static double syncCheck(Map<Cell, List<Run>> byCell, int steps) {
         double worst = 0;
         for (Map.Entry<Cell, List<Run>> e : byCell.entrySet()) {
             Cell c = e.getKey();
@@ -304,7 +329,7 @@ final class CompareBn {
             for (Run r : e.getValue()) {
                 for (Run one : base) {
                     if (one.seed() != r.seed()) continue;
-                    for (int i = 0; i < Math.min(one.stepLosses().size(), r.stepLosses().size()); i++) {
+                    for (int i = 0; i < Math.min(steps, Math.min(one.stepLosses().size(), r.stepLosses().size())); i++) {
                         double a = one.stepLosses().get(i), x = r.stepLosses().get(i);
                         worst = Math.max(worst, Math.abs(a - x) / Math.abs(a));
                     }
@@ -319,7 +344,7 @@ final class CompareBn {
         return runs.stream().mapToDouble(r -> f.applyAsDouble(r.last())).average().orElse(Double.NaN);
     }
 
-    static String report(Map<Cell, List<Run>> byCell, String note, double seconds, boolean fixedGlobalBatch) {
+    static String report(Map<Cell, List<Run>> byCell, String note, double seconds, boolean fixedGlobalBatch, int testSize) {
         int cores = Runtime.getRuntime().availableProcessors();
         StringBuilder b = new StringBuilder("# Sync vs local batch norm\n\n");
         b.append(String.format(Locale.ROOT, "%s. %d runs took %.1f minutes.%n%n", note, byCell.values().stream().mapToInt(List::size).sum(), seconds / 60));
@@ -329,14 +354,17 @@ final class CompareBn {
                     + "show this machine sharing its cores, not a cluster with a core per replica. Their accuracy is unaffected.%n%n", cores, maxW));
         }
         if (fixedGlobalBatch) {
-            double check = syncCheck(byCell);
-            b.append(Double.isNaN(check) ? "The one-replica run that sync BN is checked against is not in this grid.\n\n"
+            double first = syncCheck(byCell, 20), all = syncCheck(byCell, Integer.MAX_VALUE);
+            b.append(Double.isNaN(all) ? "The one-replica run that sync BN is checked against is not in this grid.\n\n"
                     : String.format(Locale.ROOT, "**Sync BN is the one-replica computation:** at every split, its per-step losses differ from the "
-                            + "one-replica run's (W = 1, same seed) by at most %.1e relative (float rounding). Local BN's difference from it is BN's effect "
-                            + "alone: every split takes the same optimizer steps on the same samples.%n%n", check));
+                            + "one-replica run's (W = 1, same seed) by at most %.1e relative over the first 20 steps and %.1e over all of them (float "
+                            + "rounding, which training amplifies step by step). Local BN's difference from it is BN's effect alone: every split takes the "
+                            + "same optimizer steps on the same samples.%n%n", first, all));
         }
         boolean precise = byCell.values().stream().allMatch(runs -> preciseAccuracy(runs) != null);
-        b.append("Accuracy in percent, mean ± standard deviation over seeds [95% interval of the mean]; step time in ms, mean over seeds of the last epoch.\n\n");
+        b.append(String.format(Locale.ROOT, "Accuracy in percent on %d test images, mean ± standard deviation over seeds [95%% interval of the mean; for the "
+                + "paired differences, with the standard deviation taken as at least one test image, %.2f points]; step time in ms, mean over seeds of "
+                + "the last epoch.%n%n", testSize, 100.0 / testSize));
         b.append("| W | b | BN | seeds | test accuracy (running statistics) |" + (precise ? " test accuracy (precise BN) |" : "")
                 + " step ms: compute / BN sync / exchange / update |\n");
         b.append("| ---: | ---: | --- | ---: | --- |" + (precise ? " --- |" : "") + " --- |\n");
@@ -356,10 +384,10 @@ final class CompareBn {
         int splits = 0;
         for (Cell c : byCell.keySet()) {
             if (!c.bn().equals("local")) continue;
-            Stats d = difference(byCell, c.workers(), c.batch(), false);
+            Stats d = difference(byCell, c.workers(), c.batch(), false, testSize);
             if (d == null) continue;
             splits++;
-            Stats dp = precise ? difference(byCell, c.workers(), c.batch(), true) : null;
+            Stats dp = precise ? difference(byCell, c.workers(), c.batch(), true, testSize) : null;
             double cost = 100 * (stepMs(byCell.get(new Cell(c.workers(), c.batch(), "sync"))) / stepMs(byCell.get(c)) - 1);
             b.append(String.format(Locale.ROOT, "| %d | %d | %s | %s |%s %+.0f%% |%n", c.workers(), c.batch(), d.text(100), d.excludesZero() ? "yes" : "no",
                     dp == null ? "" : " " + dp.text(100) + " | " + (dp.excludesZero() ? "yes" : "no") + " |", cost));
@@ -395,7 +423,7 @@ final class CompareBn {
         return meanOver(runs, e -> e.computeMs() + e.bnSyncMs() + e.exchangeMs() + e.updateMs());
     }
 
-    static void charts(String outDir, Map<Cell, List<Run>> byCell) throws IOException {
+    static void charts(String outDir, Map<Cell, List<Run>> byCell, int testSize) throws IOException {
         System.setProperty("java.awt.headless", "true");
         Map<String, YIntervalSeries> accuracy = new LinkedHashMap<>();
         for (Map.Entry<Cell, List<Run>> e : byCell.entrySet()) {
@@ -414,7 +442,7 @@ final class CompareBn {
 
         YIntervalSeries diff = new YIntervalSeries("local - sync");
         for (Cell c : byCell.keySet()) {
-            Stats d = c.bn().equals("local") ? difference(byCell, c.workers(), c.batch(), false) : null;
+            Stats d = c.bn().equals("local") ? difference(byCell, c.workers(), c.batch(), false, testSize) : null;
             if (d != null) diff.add(c.batch(), 100 * d.mean(), 100 * (d.mean() - nz(d.half())), 100 * (d.mean() + nz(d.half())));
         }
         YIntervalSeriesCollection dc = new YIntervalSeriesCollection();
