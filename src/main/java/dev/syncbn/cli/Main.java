@@ -11,6 +11,7 @@ import dev.syncbn.spark.Evaluator;
 import dev.syncbn.spark.SparkData;
 import dev.syncbn.spark.SparkEngine;
 import dev.syncbn.spark.SparkSetup;
+import dev.syncbn.train.AtomicWrite;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
 import dev.syncbn.train.ModelFile;
@@ -19,7 +20,6 @@ import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.TrainJob;
 import java.io.IOException;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -173,9 +173,9 @@ public final class Main {
         try (SparkSession spark = spark(o, "syncbn-predict", 2)) {
             Configuration conf = spark.sparkContext().hadoopConfiguration();
             String modelPath = o.get("model"), out = o.get("output");
-            Path target = new Path(out);
-            FileSystem fs = target.getFileSystem(conf);
-            if (fs.exists(target) && !o.getBoolean("overwrite")) throw new IOException(out + " exists; pass --overwrite to replace it");
+            if (new Path(out).getFileSystem(conf).exists(new Path(out)) && !o.getBoolean("overwrite")) {
+                throw new IOException(out + " exists; pass --overwrite to replace it"); // before any work
+            }
             SyncBnClassificationModel model = SyncBnClassificationModel.isSavedModel(modelPath, conf) ? SyncBnClassificationModel.load(modelPath)
                     : SyncBnClassificationModel.fromModelFile(ModelFile.load(modelPath, conf));
             org.apache.spark.sql.Dataset<Row> rows = ParquetData.frame(spark, o.get("data"), split);
@@ -183,14 +183,7 @@ public final class Main {
             org.apache.spark.sql.Dataset<Row> predictions = model.transform(rows).select(functions.col("index"), functions.col("label"),
                     functions.col(model.getPredictionCol()).cast("int").as("prediction"), org.apache.spark.ml.functions.vector_to_array(
                             functions.col(model.getProbabilityCol()), "float32").as("probability"));
-            Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + java.util.UUID.randomUUID());
-            try {
-                predictions.write().parquet(tmp.toString());
-                if (fs.exists(target) && !fs.delete(target, true)) throw new IOException("could not remove the old " + out);
-                if (!fs.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + out);
-            } finally {
-                if (fs.exists(tmp)) fs.delete(tmp, true);
-            }
+            AtomicWrite.writeDirectory(out, o.getBoolean("overwrite"), conf, tmp -> predictions.write().parquet(tmp.toString()));
             long n = spark.read().schema(predictions.schema()).parquet(out).count(); // with the schema: inferring it would be a job whose result Kryo (registration required) refuses
             System.out.printf("predictions of %s for the %s split of %s: %d rows (index, label, prediction, probability) in %s%n", modelPath, split,
                     o.get("data"), n, out);

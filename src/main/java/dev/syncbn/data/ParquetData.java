@@ -3,9 +3,7 @@ package dev.syncbn.data;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -35,22 +33,14 @@ public final class ParquetData {
     public static void prepare(SparkSession spark, Dataset train, Dataset test, String out, int files, boolean overwrite) throws IOException {
         if (files < 1) throw new IllegalArgumentException("--files must be at least 1, got " + files);
         Configuration conf = spark.sparkContext().hadoopConfiguration();
-        Path target = new Path(out);
-        FileSystem fs = target.getFileSystem(conf);
-        if (fs.exists(target) && !overwrite) throw new IOException(out + " exists; pass --overwrite to replace it");
-        Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
-        try {
+        dev.syncbn.train.AtomicWrite.writeDirectory(out, overwrite, conf, tmp -> {
             write(spark, train, new Path(tmp, "train").toString(), files);
             write(spark, test, new Path(tmp, "test").toString(), files);
-            try (var marker = fs.create(new Path(tmp, MARKER))) {
+            try (var marker = tmp.getFileSystem(conf).create(new Path(tmp, MARKER))) {
                 marker.write(("train " + train.size() + "\ntest " + test.size() + "\nshape " + train.channels() + "x" + train.height() + "x" + train.width()
                         + "\nclasses " + Math.max(train.classes(), test.classes()) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
             }
-            if (fs.exists(target) && !fs.delete(target, true)) throw new IOException("could not remove the old " + out);
-            if (!fs.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + out);
-        } finally {
-            if (fs.exists(tmp)) fs.delete(tmp, true);
-        }
+        });
     }
 
     private static void write(SparkSession spark, Dataset d, String path, int files) {

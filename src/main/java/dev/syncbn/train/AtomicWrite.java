@@ -19,6 +19,11 @@ public final class AtomicWrite {
         void write(DataOutputStream out) throws IOException;
     }
 
+    /** What fills a directory: it writes everything below the temporary directory it is given. */
+    public interface DirectoryBody {
+        void write(Path tmp) throws IOException;
+    }
+
     private AtomicWrite() {}
 
     public static void write(String path, Configuration conf, Body body) throws IOException {
@@ -33,5 +38,23 @@ public final class AtomicWrite {
             throw e;
         }
         fc.rename(tmp, target, Options.Rename.OVERWRITE);
+    }
+
+    /**
+     * Fills a directory under a temporary name beside it, then puts it in place: an existing one is refused
+     * unless overwrite (and then replaced only once the new one is complete); the temporary is removed on failure.
+     */
+    public static void writeDirectory(String path, boolean overwrite, Configuration conf, DirectoryBody body) throws IOException {
+        Path target = new Path(path);
+        org.apache.hadoop.fs.FileSystem fs = target.getFileSystem(conf);
+        if (fs.exists(target) && !overwrite) throw new IOException(path + " exists; pass --overwrite to replace it");
+        Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
+        try {
+            body.write(tmp);
+            if (fs.exists(target) && !fs.delete(target, true)) throw new IOException("could not remove the old " + path);
+            if (!fs.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + path);
+        } finally {
+            if (fs.exists(tmp)) fs.delete(tmp, true);
+        }
     }
 }
