@@ -66,6 +66,7 @@ public final class Coordinator implements AutoCloseable {
     private long lastStepEnd; // nanoTime when the last step (or the attempt) began
     private final boolean[] connected; // ranks with a live connection in the current attempt
     private Throwable failure;
+    private volatile Runnable onFailure = () -> {};
 
     /** A service with a fresh random key and integrity-only frames (tests, benchmarks). */
     public Coordinator(String bindHost, int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) throws IOException {
@@ -140,6 +141,11 @@ public final class Coordinator implements AutoCloseable {
         float[][] out = new float[workers][];
         for (int r = 0; r < workers; r++) out[r] = replicaStates[r].clone();
         return out;
+    }
+
+    /** Called (on a thread of its own) when the step handler fails: the failure is the driver's and deterministic, so retrying the stage is pointless. */
+    public void onFailure(Runnable listener) {
+        this.onFailure = listener;
     }
 
     /** A failure in the step handler (the driver's side), or null. */
@@ -290,6 +296,9 @@ public final class Coordinator implements AutoCloseable {
         } catch (RuntimeException | IOException e) {
             failure = e; // kept whole: the user sees the driver's own error, with its cause, not the replicas' echoes of it
             LOG.severe(String.valueOf(e.getMessage()));
+            Thread t = new Thread(onFailure, "coordinator-failure");
+            t.setDaemon(true);
+            t.start();
             attempt = Integer.MAX_VALUE; // no replica of this epoch goes on
         }
         clearPending();

@@ -1,7 +1,6 @@
 package dev.syncbn.ml;
 
 import dev.syncbn.data.ImageRows;
-import dev.syncbn.nn.BnMode;
 import dev.syncbn.spark.SparkData;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TrainConfig;
@@ -167,7 +166,6 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
                 .set("batch-per-worker", getOrDefault(batchPerWorker).toString()).set("bn", getOrDefault(bnMode)).set("epochs", getOrDefault(epochs).toString())
                 .set("lr", getOrDefault(lr).toString()).set("lr-schedule", getOrDefault(lrSchedule)).set("seed", getOrDefault(seed).toString())
                 .set("checkpoint-dir", getOrDefault(checkpointDir)).set("progress-s", "0")).withEarlyStopping((Integer) getOrDefault(earlyStoppingEpochs));
-        BnMode.parse(config.bn().text(), config.workers()); // refused here, with the setter's words, before any Spark job
         SparkData data = SparkData.fromFrames(trainRows, evalRows, getFeaturesCol(), getLabelCol(), shape[0], shape[1], shape[2], classesFromMetadata(df));
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(df.sparkSession().sparkContext());
         Trainer.Outcome outcome;

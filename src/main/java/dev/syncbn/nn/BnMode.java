@@ -18,9 +18,8 @@ public record BnMode(String text, int groupSize) implements Serializable {
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("--bn group:G needs a whole number G, got '" + t + "'");
             }
-            if (g < 1 || workers % g != 0) {
-                throw new IllegalArgumentException("--bn " + t + ": G must divide --workers " + workers);
-            }
+            if (g < 1) throw new IllegalArgumentException("--bn " + t + ": G must be at least 1");
+            if (workers % g != 0) throw new IllegalArgumentException("--bn " + t + ": G must divide --workers " + workers);
             return new BnMode(t, g);
         }
         throw new IllegalArgumentException("--bn must be local, sync or group:G, got '" + text + "'");

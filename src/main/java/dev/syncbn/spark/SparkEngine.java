@@ -131,6 +131,11 @@ public final class SparkEngine implements Engine {
         ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, w, s.batchPerWorker(), trainSize, spec,
                 s.bn(), s.threadsPerTask(), epoch, s.failAtStep()));
         sc.setJobDescription("syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)");
+        // A failure the driver knows to be deterministic (a non-finite loss) cancels the epoch's job at once:
+        // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
+        String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch;
+        sc.setJobGroup(group, "syncbn epoch " + epoch, true);
+        coordinator.onFailure(() -> sc.cancelJobGroup(group));
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result
         // stage whose output may already be partly taken), hence the one-partition shuffle after it.
         try {
@@ -139,7 +144,8 @@ public final class SparkEngine implements Engine {
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
             throw driverFailureOr(e);
         } finally {
-            sc.setJobDescription(null); // a thread's job description sticks to every later job of the thread
+            sc.clearJobGroup(); // a thread's job group and description stick to every later job of the thread
+            sc.setJobDescription(null);
         }
         if (coordinator.failure() != null) throw driverFailureOr(null);
         if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);

@@ -107,14 +107,10 @@ public final class Options {
     }
 
     public int getInt(String name, int min) {
-        int v;
-        try {
-            v = Integer.parseInt(get(name).trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("--" + name + " must be a whole number, got '" + get(name) + "'");
-        }
+        long v = getLong(name);
+        if (v > Integer.MAX_VALUE) throw new IllegalArgumentException("--" + name + " must be at most " + Integer.MAX_VALUE + ", got " + v);
         if (v < min) throw new IllegalArgumentException("--" + name + " must be at least " + min + ", got " + v);
-        return v;
+        return (int) v;
     }
 
     public long getLong(String name) {

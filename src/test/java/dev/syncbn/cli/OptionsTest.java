@@ -32,4 +32,13 @@ class OptionsTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> bad.getPositiveDouble("lr")).getMessage().contains("--lr"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> bad.getInt("epochs", 1)).getMessage().contains("--epochs"));
     }
+
+    @Test
+    void numbersOutOfRangeAndGroupsOfZeroAreRefusedWithTheLimitNamed() {
+        String m = assertThrows(IllegalArgumentException.class, () -> Options.parse(new String[] {"--max-train", "99999999999"}).getInt("max-train", 0))
+                .getMessage();
+        assertTrue(m.contains("at most 2147483647"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> dev.syncbn.nn.BnMode.parse("group:0", 2)).getMessage();
+        assertTrue(m.contains("at least 1"), m);
+    }
 }

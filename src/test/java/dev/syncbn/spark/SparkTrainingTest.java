@@ -249,4 +249,24 @@ class SparkTrainingTest {
             assertTrue(e.evaluate().count() == 50);
         }
     }
+
+    @Test
+    void aNonFiniteLossEndsTheEpochAtOnceWithoutRelaunchingTheStage() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger relaunches = new java.util.concurrent.atomic.AtomicInteger();
+        org.apache.spark.scheduler.SparkListener listener = new org.apache.spark.scheduler.SparkListener() {
+            @Override
+            public void onStageSubmitted(org.apache.spark.scheduler.SparkListenerStageSubmitted stage) {
+                if (stage.stageInfo().attemptNumber() > 0) relaunches.incrementAndGet();
+            }
+        };
+        sc.sc().addSparkListener(listener);
+        try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e30, 7, 1, -1))) {
+            String m = assertThrows(IllegalStateException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
+            assertTrue(m.matches(".*epoch 1 step \\d+ is (NaN|Infinity|-Infinity).*"), m);
+            sc.sc().listenerBus().waitUntilEmpty(30_000);
+            assertEquals(0, relaunches.get(), "a deterministic failure is not retried");
+        } finally {
+            sc.sc().removeSparkListener(listener);
+        }
+    }
 }
