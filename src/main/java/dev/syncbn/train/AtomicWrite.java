@@ -28,8 +28,21 @@ public final class AtomicWrite {
 
     public static void write(String path, Configuration conf, Body body) throws IOException {
         Path target = new Path(path);
-        FileContext fc = FileContext.getFileContext(target.toUri(), conf);
         Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
+        if (isLocal(target, conf)) { // raw, without .crc side files (see isLocal); rename(2) replaces the target atomically
+            org.apache.hadoop.fs.FileSystem raw = readerFor(target, conf);
+            raw.mkdirs(target.getParent());
+            try (DataOutputStream out = raw.create(tmp, true)) {
+                body.write(out);
+            } catch (IOException | RuntimeException e) {
+                raw.delete(tmp, false);
+                throw e;
+            }
+            if (!raw.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + path);
+            raw.delete(checksumFile(target), false); // a stale .crc from an older, checksummed write would fail the next checked read
+            return;
+        }
+        FileContext fc = FileContext.getFileContext(target.toUri(), conf);
         fc.mkdir(target.getParent(), null, true);
         try (DataOutputStream out = fc.create(tmp, EnumSet.of(CreateFlag.CREATE, CreateFlag.OVERWRITE))) {
             body.write(out);
@@ -38,6 +51,25 @@ public final class AtomicWrite {
             throw e;
         }
         fc.rename(tmp, target, Options.Rename.OVERWRITE);
+    }
+
+    /**
+     * True for a path on the local file system. Local files are written and read raw: Hadoop's checksummed
+     * local file system keeps a hidden .crc beside each file, and a user's edit of the file (a blank line
+     * appended to a metrics CSV) then fails every later read with a checksum error.
+     */
+    public static boolean isLocal(Path p, Configuration conf) {
+        String scheme = p.toUri().getScheme() != null ? p.toUri().getScheme() : org.apache.hadoop.fs.FileSystem.getDefaultUri(conf).getScheme();
+        return scheme == null || scheme.equals("file");
+    }
+
+    /** The file system to read p with: the raw one for local paths (see isLocal). */
+    public static org.apache.hadoop.fs.FileSystem readerFor(Path p, Configuration conf) throws IOException {
+        return isLocal(p, conf) ? org.apache.hadoop.fs.FileSystem.getLocal(conf).getRaw() : p.getFileSystem(conf);
+    }
+
+    private static Path checksumFile(Path p) {
+        return new Path(p.getParent(), "." + p.getName() + ".crc");
     }
 
     /**

@@ -45,14 +45,24 @@ public final class Metrics {
         this.conf = conf;
         if (path.isEmpty() || keepBefore <= 1) return;
         Path p = new Path(path);
-        FileSystem fs = p.getFileSystem(conf);
+        FileSystem fs = AtomicWrite.readerFor(p, conf);
         if (!fs.exists(p)) return;
         try (BufferedReader r = new BufferedReader(new InputStreamReader(fs.open(p), StandardCharsets.UTF_8))) {
             String found = r.readLine();
             if (!header.equals(found)) throw new IOException(path + ": not a log of this kind (header '" + found + "', expected '" + header + "')");
+            int lineNumber = 1, skipped = 0;
             for (String line; (line = r.readLine()) != null; ) {
-                if (Long.parseLong(line.substring(0, line.indexOf(','))) < keepBefore) rows.add(line);
+                lineNumber++;
+                long first;
+                try { // read back tolerantly: a blank or damaged line is dropped, not a reason to refuse the resume
+                    first = Long.parseLong(line.substring(0, line.indexOf(',')).trim());
+                } catch (RuntimeException e) {
+                    if (!line.isBlank()) skipped++;
+                    continue;
+                }
+                if (first < keepBefore) rows.add(line);
             }
+            if (skipped > 0) System.out.println(path + ": " + skipped + " damaged line(s) dropped on resume");
         }
     }
 

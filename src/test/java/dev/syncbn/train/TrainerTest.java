@@ -84,4 +84,20 @@ class TrainerTest {
         assertArrayEquals(a[0], b[0]);
         assertTrue(!java.util.Arrays.equals(a[0], c[0]));
     }
+
+    @Test
+    void logsHaveNoChecksumSideFilesAndResumeToleratesEditedLines() throws Exception {
+        Dataset train = TestData.train().head(128), test = TestData.test().head(50);
+        String ckpt = dir.resolve("ck").toString(), metrics = dir.resolve("m.csv").toString();
+        run(train, test, 1, 3, ckpt, false, metrics, null);
+        try (java.util.stream.Stream<java.nio.file.Path> files = Files.walk(dir)) {
+            assertTrue(files.noneMatch(f -> f.getFileName().toString().endsWith(".crc")), "no .crc side files");
+        }
+        Files.writeString(java.nio.file.Path.of(metrics), "\n\ngarbage line\n", java.nio.file.StandardOpenOption.APPEND);
+        List<Metrics.Epoch> rows = run(train, test, 2, 3, ckpt, true, metrics, null);
+        assertEquals(1, rows.size(), "epoch 2 only");
+        List<String> lines = Files.readAllLines(java.nio.file.Path.of(metrics));
+        assertEquals(3, lines.size(), "header and two epochs: " + lines);
+        assertTrue(lines.get(1).startsWith("1,") && lines.get(2).startsWith("2,"), lines.toString());
+    }
 }
