@@ -34,6 +34,8 @@ import org.nd4j.linalg.factory.Nd4j;
 public final class Main {
     /** Forward plus backward cost of the default network on one 28x28 image (DESIGN.md). */
     static final double MFLOP_PER_IMAGE = 22.8;
+    /** The file that marks a directory as predict's output (so that --overwrite replaces nothing else). */
+    static final String PREDICTIONS_MARKER = "_SYNCBN_PREDICTIONS";
 
     private Main() {}
 
@@ -183,7 +185,10 @@ public final class Main {
             org.apache.spark.sql.Dataset<Row> predictions = model.transform(rows).select(functions.col("index"), functions.col("label"),
                     functions.col(model.getPredictionCol()).cast("int").as("prediction"), org.apache.spark.ml.functions.vector_to_array(
                             functions.col(model.getProbabilityCol()), "float32").as("probability"));
-            AtomicWrite.writeDirectory(out, o.getBoolean("overwrite"), conf, tmp -> predictions.write().parquet(tmp.toString()));
+            AtomicWrite.writeDirectory(out, o.getBoolean("overwrite"), PREDICTIONS_MARKER, conf, tmp -> {
+                predictions.write().parquet(tmp.toString());
+                tmp.getFileSystem(conf).create(new Path(tmp, PREDICTIONS_MARKER)).close();
+            });
             long n = spark.read().schema(predictions.schema()).parquet(out).count(); // with the schema: inferring it would be a job whose result Kryo (registration required) refuses
             System.out.printf("predictions of %s for the %s split of %s: %d rows (index, label, prediction, probability) in %s%n", modelPath, split,
                     o.get("data"), n, out);

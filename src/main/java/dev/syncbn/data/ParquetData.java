@@ -33,7 +33,7 @@ public final class ParquetData {
     public static void prepare(SparkSession spark, Dataset train, Dataset test, String out, int files, boolean overwrite) throws IOException {
         if (files < 1) throw new IllegalArgumentException("--files must be at least 1, got " + files);
         Configuration conf = spark.sparkContext().hadoopConfiguration();
-        dev.syncbn.train.AtomicWrite.writeDirectory(out, overwrite, conf, tmp -> {
+        dev.syncbn.train.AtomicWrite.writeDirectory(out, overwrite, MARKER, conf, tmp -> {
             write(spark, train, new Path(tmp, "train").toString(), files);
             write(spark, test, new Path(tmp, "test").toString(), files);
             try (var marker = tmp.getFileSystem(conf).create(new Path(tmp, MARKER))) {

@@ -72,17 +72,40 @@ public final class AtomicWrite {
         return new Path(p.getParent(), "." + p.getName() + ".crc");
     }
 
+    /** A temporary directory of an earlier writer whose newest file is older than this was left by a writer that died. */
+    static final long STALE_MILLIS = 10 * 60 * 1000;
+
     /**
-     * Fills a directory under a temporary name beside it, then puts it in place: an existing one is refused
-     * unless overwrite (and then replaced only once the new one is complete); the temporary is removed on failure.
+     * Fills a directory under a temporary name beside it, then puts it in place. The body must write the
+     * file `marker` into it: only a directory carrying that marker is ever replaced (with overwrite; and
+     * only once the new one is complete), so --overwrite cannot delete a directory this program did not
+     * write. Temporaries of this target left by a writer that died (nothing written for 10 minutes) are
+     * removed first; the own temporary is removed on failure.
      */
-    public static void writeDirectory(String path, boolean overwrite, Configuration conf, DirectoryBody body) throws IOException {
+    public static void writeDirectory(String path, boolean overwrite, String marker, Configuration conf, DirectoryBody body) throws IOException {
         Path target = new Path(path);
         org.apache.hadoop.fs.FileSystem fs = target.getFileSystem(conf);
-        if (fs.exists(target) && !overwrite) throw new IOException(path + " exists; pass --overwrite to replace it");
-        Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
+        if (fs.exists(target)) {
+            if (!overwrite) throw new IOException(path + " exists; pass --overwrite to replace it");
+            if (!fs.exists(new Path(target, marker))) {
+                throw new IOException(path + " was not written by this program (it has no " + marker + "): --overwrite replaces only such a directory");
+            }
+        }
+        String prefix = "." + target.getName() + ".tmp-";
+        if (fs.exists(target.getParent())) {
+            for (org.apache.hadoop.fs.FileStatus st : fs.listStatus(target.getParent(), p -> p.getName().startsWith(prefix))) {
+                long newest = st.getModificationTime();
+                org.apache.hadoop.fs.RemoteIterator<org.apache.hadoop.fs.LocatedFileStatus> files = fs.listFiles(st.getPath(), true);
+                while (files.hasNext()) newest = Math.max(newest, files.next().getModificationTime());
+                if (System.currentTimeMillis() - newest > STALE_MILLIS && fs.delete(st.getPath(), true)) {
+                    System.out.println("removed " + st.getPath() + ", left by an earlier writer that did not finish");
+                }
+            }
+        }
+        Path tmp = new Path(target.getParent(), prefix + UUID.randomUUID());
         try {
             body.write(tmp);
+            if (!fs.exists(new Path(tmp, marker))) throw new IllegalStateException("the writer of " + path + " did not write its marker " + marker);
             if (fs.exists(target) && !fs.delete(target, true)) throw new IOException("could not remove the old " + path);
             if (!fs.rename(tmp, target)) throw new IOException("could not rename " + tmp + " to " + path);
         } finally {

@@ -68,6 +68,27 @@ class ParquetDataTest {
     }
 
     @Test
+    void overwriteReplacesOnlyPreparedDataAndStaleTemporariesAreRemoved() throws IOException {
+        Path mine = dir.resolve("notes");
+        Files.createDirectories(mine);
+        Files.writeString(mine.resolve("thesis.txt"), "years of work");
+        String m = assertThrows(IOException.class, () -> ParquetData.prepare(spark, generated(10, 1), generated(5, 2), mine.toString(), 1, true)).getMessage();
+        assertTrue(m.contains(mine.toString()) && m.contains(ParquetData.MARKER), m);
+        assertEquals("years of work", Files.readString(mine.resolve("thesis.txt")));
+
+        Path stale = dir.resolve(".out.tmp-dead"), fresh = dir.resolve(".out.tmp-busy");
+        for (Path t : new Path[] {stale, fresh}) {
+            Files.createDirectories(t.resolve("train"));
+            Files.writeString(t.resolve("train/part"), "half");
+        }
+        java.nio.file.attribute.FileTime old = java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() - 3_600_000);
+        for (Path p : new Path[] {stale.resolve("train/part"), stale.resolve("train"), stale}) Files.setLastModifiedTime(p, old);
+        ParquetData.prepare(spark, generated(10, 1), generated(5, 2), dir.resolve("out").toString(), 1, false);
+        assertFalse(Files.exists(stale), "a temporary nobody wrote to for an hour is removed");
+        assertTrue(Files.exists(fresh), "a temporary being written may belong to a run in progress");
+    }
+
+    @Test
     void corruptParquetIsAClearError() throws IOException {
         String out = dir.resolve("p").toString();
         ParquetData.prepare(spark, generated(10, 3), generated(5, 4), out, 1, false);
