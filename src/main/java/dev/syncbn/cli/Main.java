@@ -58,7 +58,7 @@ public final class Main {
         }
         try {
             dispatch(args[0], o);
-        } catch (IllegalArgumentException | java.io.IOException e) {
+        } catch (IllegalArgumentException | IOException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(2);
         }
@@ -175,9 +175,7 @@ public final class Main {
         try (SparkSession spark = spark(o, "syncbn-predict", 2)) {
             Configuration conf = spark.sparkContext().hadoopConfiguration();
             String modelPath = o.get("model"), out = o.get("output");
-            if (new Path(out).getFileSystem(conf).exists(new Path(out)) && !o.getBoolean("overwrite")) {
-                throw new IOException(out + " exists; pass --overwrite to replace it"); // before any work
-            }
+            AtomicWrite.checkReplaceable(out, o.getBoolean("overwrite"), PREDICTIONS_MARKER, conf); // before any work
             SyncBnClassificationModel model = SyncBnClassificationModel.isSavedModel(modelPath, conf) ? SyncBnClassificationModel.load(modelPath)
                     : SyncBnClassificationModel.fromModelFile(ModelFile.load(modelPath, conf));
             org.apache.spark.sql.Dataset<Row> rows = ParquetData.frame(spark, o.get("data"), split);
@@ -189,7 +187,7 @@ public final class Main {
                 predictions.write().parquet(tmp.toString());
                 tmp.getFileSystem(conf).create(new Path(tmp, PREDICTIONS_MARKER)).close();
             });
-            long n = spark.read().schema(predictions.schema()).parquet(out).count(); // with the schema: inferring it would be a job whose result Kryo (registration required) refuses
+            long n = spark.read().schema(predictions.schema()).parquet(out).count(); // the schema is known: no inference job
             System.out.printf("predictions of %s for the %s split of %s: %d rows (index, label, prediction, probability) in %s%n", modelPath, split,
                     o.get("data"), n, out);
         }

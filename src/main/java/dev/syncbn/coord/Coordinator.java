@@ -44,7 +44,6 @@ public final class Coordinator implements AutoCloseable {
     }
 
     private final int workers, paramCount, stateCount, maxFrame;
-    private final BnMode bn;
     private final byte[] key;
     private final boolean encrypt;
     private final ServerSocket server;
@@ -86,7 +85,6 @@ public final class Coordinator implements AutoCloseable {
         this.key = key.clone();
         this.encrypt = encrypt;
         this.workers = workers;
-        this.bn = bn;
         this.paramCount = paramCount;
         this.stateCount = stateCount;
         this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
@@ -243,7 +241,6 @@ public final class Coordinator implements AutoCloseable {
     private void onBn(int rank, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt(), layer = frame.readInt();
         boolean forward = frame.readBoolean();
-        if (!bn.synced()) throw new Wire.ProtocolException("BN statistics sent in local BN mode");
         double[] sums = Wire.doubles(frame, aggregator.bnLength(layer, forward));
         Wire.expectEnd(frame);
         double[] result;

@@ -130,11 +130,10 @@ public final class SparkEngine implements Engine {
                 .partitionBy(new Blocks.ReplicaPartitioner(w)).values();
         ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, w, s.batchPerWorker(), trainSize, spec,
                 s.bn(), s.threadsPerTask(), epoch, s.failAtStep()));
-        sc.setJobDescription("syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)");
         // A failure the driver knows to be deterministic (a non-finite loss) cancels the epoch's job at once:
         // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
         String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch;
-        sc.setJobGroup(group, "syncbn epoch " + epoch, true);
+        sc.setJobGroup(group, "syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)", true); // sets the job description too
         coordinator.onFailure(() -> sc.cancelJobGroup(group));
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result
         // stage whose output may already be partly taken), hence the one-partition shuffle after it.

@@ -75,6 +75,17 @@ public final class AtomicWrite {
     /** A temporary directory of an earlier writer whose newest file is older than this was left by a writer that died. */
     static final long STALE_MILLIS = 10 * 60 * 1000;
 
+    /** Refuses an existing directory unless overwrite, and then unless it carries marker; a caller can check before it starts any work. */
+    public static void checkReplaceable(String path, boolean overwrite, String marker, Configuration conf) throws IOException {
+        Path target = new Path(path);
+        org.apache.hadoop.fs.FileSystem fs = target.getFileSystem(conf);
+        if (!fs.exists(target)) return;
+        if (!overwrite) throw new IOException(path + " exists; pass --overwrite to replace it");
+        if (!fs.exists(new Path(target, marker))) {
+            throw new IOException(path + " was not written by this program (it has no " + marker + "): --overwrite replaces only such a directory");
+        }
+    }
+
     /**
      * Fills a directory under a temporary name beside it, then puts it in place. The body must write the
      * file `marker` into it: only a directory carrying that marker is ever replaced (with overwrite; and
@@ -85,12 +96,7 @@ public final class AtomicWrite {
     public static void writeDirectory(String path, boolean overwrite, String marker, Configuration conf, DirectoryBody body) throws IOException {
         Path target = new Path(path);
         org.apache.hadoop.fs.FileSystem fs = target.getFileSystem(conf);
-        if (fs.exists(target)) {
-            if (!overwrite) throw new IOException(path + " exists; pass --overwrite to replace it");
-            if (!fs.exists(new Path(target, marker))) {
-                throw new IOException(path + " was not written by this program (it has no " + marker + "): --overwrite replaces only such a directory");
-            }
-        }
+        checkReplaceable(path, overwrite, marker, conf);
         String prefix = "." + target.getName() + ".tmp-";
         if (fs.exists(target.getParent())) {
             for (org.apache.hadoop.fs.FileStatus st : fs.listStatus(target.getParent(), p -> p.getName().startsWith(prefix))) {

@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-import dev.syncbn.data.Sampler;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
