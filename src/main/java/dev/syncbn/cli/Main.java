@@ -6,6 +6,7 @@ import dev.syncbn.data.ParquetData;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.ml.SyncBnClassificationModel;
 import dev.syncbn.nn.Backend;
+import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.spark.Evaluator;
 import dev.syncbn.spark.SparkData;
@@ -219,9 +220,11 @@ public final class Main {
             for (int i = 0; i < order.length; i++) order[i] = shuffled[i % shuffled.length];
             Engine.Progress quiet = (step, stepsInEpoch, loss, soFar) -> {};
             engine.trainSteps(1, java.util.Arrays.copyOfRange(order, 0, warmup * batch), quiet);
+            engine.net.resetTimes();
             long t0 = System.nanoTime();
-            engine.trainSteps(2, java.util.Arrays.copyOfRange(order, warmup * batch, order.length), quiet);
+            Engine.EpochResult timed = engine.trainSteps(2, java.util.Arrays.copyOfRange(order, warmup * batch, order.length), quiet);
             double seconds = (System.nanoTime() - t0) / 1e9;
+            if (o.getBoolean("profile")) printProfile(engine.net, steps, seconds, timed.updateMs());
             double imagesPerS = (double) steps * batch / seconds;
             double flopScale = (double) data[0].sampleSize() / (28 * 28);
             double gflops = imagesPerS * MFLOP_PER_IMAGE * flopScale / 1e3;
@@ -230,6 +233,23 @@ public final class Main {
                     batch, seconds * 1e3 / steps, imagesPerS, gflops, gemm, gflops / gemm);
             System.out.printf(java.util.Locale.ROOT, "images_per_s=%.1f gflops=%.2f gemm_gflops=%.2f%n", imagesPerS, gflops, gemm);
         }
+    }
+
+    /** Milliseconds per step in each layer's forward and backward, the optimizer, and the rest (the data fill). */
+    static void printProfile(ConvNet net, int steps, double seconds, double updateMs) {
+        java.util.List<String> names = net.layerNames();
+        long[] fwd = net.forwardNanos(), bwd = net.backwardNanos();
+        double layersMs = 0;
+        System.out.println("| layer | forward ms | backward ms |");
+        System.out.println("| --- | ---: | ---: |");
+        for (int i = 0; i < names.size(); i++) {
+            double f = fwd[i] / 1e6 / steps, b = bwd[i] / 1e6 / steps;
+            layersMs += f + b;
+            System.out.printf(java.util.Locale.ROOT, "| %s | %.2f | %.2f |%n", names.get(i), f, b);
+        }
+        double stepMs = seconds * 1e3 / steps;
+        System.out.printf(java.util.Locale.ROOT, "| adam | %.2f | |%n| rest (data fill) | %.2f | |%n| step | %.2f | |%n",
+                updateMs, stepMs - layersMs - updateMs, stepMs);
     }
 
     /** The best of several timed 1024x1024x1024 float matrix products through ND4J. */

@@ -17,10 +17,11 @@ public final class BatchNorm2d implements Layer {
     public static final double MOMENTUM = 0.1;
 
     private final int[] shape;
-    private final int channels, plane, index;
+    private final int channels, plane, index, maxBatch;
     private final boolean relu;
     private final Parallel parallel;
-    private final Buf out, dx;
+    private final org.nd4j.linalg.api.buffer.DataType type;
+    private Buf out, dx; // allocated by the first forward: unused when BnReluPool runs this layer's statistics
     private BnReducer reducer = BnReducer.LOCAL;
     private Buf params, grads, state;
     private int offset, stateOffset;
@@ -40,8 +41,8 @@ public final class BatchNorm2d implements Layer {
         this.plane = shape[1] * shape[2];
         this.index = index;
         this.parallel = parallel;
-        this.out = Buf.zeros(type, (long) maxBatch * channels * plane);
-        this.dx = Buf.zeros(type, (long) maxBatch * channels * plane);
+        this.maxBatch = maxBatch;
+        this.type = type;
         this.mean = new double[channels];
         this.invStd = new double[channels];
     }
@@ -95,11 +96,13 @@ public final class BatchNorm2d implements Layer {
     @Override
     public Buf forward(Buf x, int n, boolean training) {
         lastInput = x;
+        if (out == null) {
+            out = Buf.zeros(type, (long) maxBatch * channels * plane);
+            dx = Buf.zeros(type, (long) maxBatch * channels * plane);
+        }
         if (!training) {
             parallel.forRange(channels, (c0, c1) -> {
-                for (int c = c0; c < c1; c++) {
-                    normalize(x, n, c, state.get(stateOffset + c), 1 / Math.sqrt(state.get(stateOffset + channels + c) + EPS));
-                }
+                for (int c = c0; c < c1; c++) normalize(x, n, c, runningMean(c), runningInvStd(c));
             });
             return out;
         }
@@ -120,25 +123,83 @@ public final class BatchNorm2d implements Layer {
             }
         });
         sums[2 * channels] = (double) n * plane;
+        if (!reduceStatistics(sums)) return out;
+        parallel.forRange(channels, (c0, c1) -> {
+            for (int c = c0; c < c1; c++) normalize(x, n, c, mean[c], invStd[c]);
+        });
+        return out;
+    }
+
+    /**
+     * The training forward's bookkeeping, shared with the fused float kernel (BnReluPool): reduces this
+     * replica's sums (S1, S2 per channel, then the count) over the group, sets the batch mean and
+     * 1/std, and updates the running statistics. False if the group had no sample in this step.
+     */
+    boolean reduceStatistics(double[] sums) {
         reducer.allReduce(index, true, sums);
         count = sums[2 * channels];
-        if (count == 0) return out; // a sync group without a sample in this step: nothing to normalize or learn
+        if (count == 0) return false; // a sync group without a sample in this step: nothing to normalize or learn
         if (count < 2) {
             throw new IllegalStateException("batch norm needs more than one value per channel in training, got " + count);
         }
-        parallel.forRange(channels, (c0, c1) -> {
-            for (int c = c0; c < c1; c++) {
-                double m = sums[c] / count;
-                double var = Math.max(0, sums[channels + c] / count - m * m);
-                mean[c] = m;
-                invStd[c] = 1 / Math.sqrt(var + EPS);
-                int rm = stateOffset + c, rv = stateOffset + channels + c;
-                state.set(rm, (1 - MOMENTUM) * state.get(rm) + MOMENTUM * m);
-                state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));
-                normalize(x, n, c, m, invStd[c]);
-            }
-        });
-        return out;
+        for (int c = 0; c < channels; c++) {
+            double m = sums[c] / count;
+            double var = Math.max(0, sums[channels + c] / count - m * m);
+            mean[c] = m;
+            invStd[c] = 1 / Math.sqrt(var + EPS);
+            int rm = stateOffset + c, rv = stateOffset + channels + c;
+            state.set(rm, (1 - MOMENTUM) * state.get(rm) + MOMENTUM * m);
+            state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));
+        }
+        return true;
+    }
+
+    /**
+     * The backward's bookkeeping, shared with BnReluPool: from this replica's D1, D2 per channel, writes
+     * dgamma and dbeta and replaces sums with the group's sums.
+     */
+    void reduceGradientSums(double[] sums) {
+        for (int c = 0; c < channels; c++) {
+            grads.set(offset + c, sums[channels + c]);
+            grads.set(offset + channels + c, sums[c]);
+        }
+        reducer.allReduce(index, false, sums);
+    }
+
+    /** After a training forward whose group had no sample: zero parameter gradients, and no reduction (the whole group skips alike). */
+    boolean skipsBackward() {
+        if (count != 0) return false;
+        for (int i = 0; i < 2 * channels; i++) grads.set(offset + i, 0);
+        return true;
+    }
+
+    double runningMean(int c) {
+        return state.get(stateOffset + c);
+    }
+
+    double runningInvStd(int c) {
+        return 1 / Math.sqrt(state.get(stateOffset + channels + c) + EPS);
+    }
+
+    /** The last training forward's batch mean, 1/std and element count (over the group). */
+    double mean(int c) {
+        return mean[c];
+    }
+
+    double invStd(int c) {
+        return invStd[c];
+    }
+
+    double count() {
+        return count;
+    }
+
+    double gamma(int c) {
+        return params.get(offset + c);
+    }
+
+    double beta(int c) {
+        return params.get(offset + channels + c);
     }
 
     /**
@@ -185,10 +246,7 @@ public final class BatchNorm2d implements Layer {
     @Override
     public Buf backward(Buf dy, int n) {
         Buf x = lastInput;
-        if (count == 0) { // as in the forward: the whole group had no sample, and all its members skip alike
-            for (int i = 0; i < 2 * channels; i++) grads.set(offset + i, 0);
-            return dx;
-        }
+        if (skipsBackward()) return dx;
         double[] sums = new double[2 * channels];
         parallel.forRange(channels, (c0, c1) -> {
             for (int c = c0; c < c1; c++) {
@@ -203,11 +261,9 @@ public final class BatchNorm2d implements Layer {
                 }
                 sums[c] = d1;
                 sums[channels + c] = d2;
-                grads.set(offset + c, d2);
-                grads.set(offset + channels + c, d1);
             }
         });
-        reducer.allReduce(index, false, sums);
+        reduceGradientSums(sums);
         parallel.forRange(channels, (c0, c1) -> {
             for (int c = c0; c < c1; c++) {
                 double m = mean[c], is = invStd[c];

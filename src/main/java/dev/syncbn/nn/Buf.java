@@ -69,6 +69,15 @@ public abstract class Buf {
         return flat.get(NDArrayIndex.interval(offset, offset + n)).reshape(shape);
     }
 
+    /**
+     * The memory as a FloatBuffer, for the float-only kernels (BnReluPool): absolute bulk gets and puts
+     * of a plane into a float[] let HotSpot vectorize the loops over it, which it does not for loops
+     * over a buffer.
+     */
+    public FloatBuffer floats() {
+        throw new UnsupportedOperationException("a " + type() + " buffer has no float view");
+    }
+
     /** Copies the first dst.length values into dst (a bulk copy in float precision). */
     public abstract void copyTo(float[] dst);
 
@@ -102,6 +111,11 @@ public abstract class Buf {
         @Override
         public void set(int i, double v) {
             data.put(i, (float) v);
+        }
+
+        @Override
+        public FloatBuffer floats() {
+            return data;
         }
 
         @Override

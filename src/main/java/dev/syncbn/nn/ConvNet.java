@@ -6,7 +6,8 @@ import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * The network of a NetSpec: per conv width, conv 3x3 (padding 1, no bias: see Conv2d) -> BN -> ReLU (fused into the BN layer) -> max-pool 2x2; then
+ * The network of a NetSpec: per conv width, conv 3x3 (padding 1, no bias: see Conv2d) -> BN -> ReLU -> max-pool 2x2
+ * (in float one fused layer, BnReluPool; in double the reference layers BatchNorm2d and MaxPool2d); then
  * a linear layer to the class logits and softmax cross-entropy. All trainable parameters live in one
  * flat buffer (and their gradients in another of the same layout), each layer holding views of its
  * part; the BN running statistics live apart, in the state buffer.
@@ -22,7 +23,11 @@ public final class ConvNet implements AutoCloseable {
     private final Parallel parallel;
     private final List<Layer> layers = new ArrayList<>();
     private final List<BatchNorm2d> batchNorms = new ArrayList<>();
+    private final List<String> layerNames = new ArrayList<>();
     private final SoftmaxCrossEntropy loss;
+    // Nanoseconds spent in each layer's forward and backward (the loss last) since resetTimes(): a
+    // nanoTime pair per layer costs well under a microsecond a step, so it is always on.
+    private long[] forwardNanos, backwardNanos;
 
     public ConvNet(NetSpec spec, int maxBatch, int threads, DataType type) {
         if (maxBatch < 1) throw new IllegalArgumentException("batch size must be at least 1, got " + maxBatch);
@@ -32,16 +37,23 @@ public final class ConvNet implements AutoCloseable {
         int[] shape = {spec.channels(), spec.height(), spec.width()};
         boolean first = true;
         for (int width : spec.convWidths()) {
-            add(new Conv2d(shape, width, 3, 1, 1, false, !first, maxBatch, parallel, type));
+            int block = batchNorms.size() + 1;
+            add("conv" + block, new Conv2d(shape, width, 3, 1, 1, false, !first, maxBatch, parallel, type));
             BatchNorm2d bn = new BatchNorm2d(last().outShape(), batchNorms.size(), true, maxBatch, parallel, type);
             batchNorms.add(bn);
-            add(bn);
-            add(new MaxPool2d(last().outShape(), 2, maxBatch, parallel, type));
+            if (type == DataType.FLOAT) {
+                add("bn" + block + "+relu+pool" + block, new BnReluPool(bn, 2, maxBatch, parallel));
+            } else { // the reference layers, in double for the gradient checks
+                add("bn" + block + "+relu", bn);
+                add("pool" + block, new MaxPool2d(last().outShape(), 2, maxBatch, parallel, type));
+            }
             shape = last().outShape();
             first = false;
         }
-        add(new Linear(Layer.size(shape), spec.classes(), maxBatch, type));
+        add("linear", new Linear(Layer.size(shape), spec.classes(), maxBatch, type));
         loss = new SoftmaxCrossEntropy(spec.classes(), maxBatch, type);
+        layerNames.add("softmax+loss");
+        resetTimes();
 
         int paramCount = layers.stream().mapToInt(Layer::paramCount).sum();
         int stateCount = batchNorms.stream().mapToInt(BatchNorm2d::stateCount).sum();
@@ -60,8 +72,9 @@ public final class ConvNet implements AutoCloseable {
         }
     }
 
-    private void add(Layer layer) {
+    private void add(String name, Layer layer) {
         layers.add(layer);
+        layerNames.add(name);
     }
 
     private Layer last() {
@@ -88,7 +101,11 @@ public final class ConvNet implements AutoCloseable {
     public Buf forward(int n, boolean training) {
         checkBatch(n);
         Buf x = input;
-        for (Layer layer : layers) x = layer.forward(x, n, training);
+        for (int i = 0; i < layers.size(); i++) {
+            long t0 = System.nanoTime();
+            x = layers.get(i).forward(x, n, training);
+            forwardNanos[i] += System.nanoTime() - t0;
+        }
         return x;
     }
 
@@ -98,10 +115,36 @@ public final class ConvNet implements AutoCloseable {
      */
     public SoftmaxCrossEntropy.Result trainStep(int n, int[] labels, double normalizer) {
         Buf logits = forward(n, true);
+        long t0 = System.nanoTime();
         SoftmaxCrossEntropy.Result r = loss.apply(logits, labels, n, normalizer, true);
+        forwardNanos[layers.size()] += System.nanoTime() - t0;
         Buf d = loss.dLogits();
-        for (int i = layers.size() - 1; i >= 0 && d != null; i--) d = layers.get(i).backward(d, n);
+        for (int i = layers.size() - 1; i >= 0 && d != null; i--) {
+            t0 = System.nanoTime();
+            d = layers.get(i).backward(d, n);
+            backwardNanos[i] += System.nanoTime() - t0;
+        }
         return r;
+    }
+
+    /** The layers' names in order, the loss last: conv1, bn1+relu, pool1, ..., linear, softmax+loss. */
+    public List<String> layerNames() {
+        return List.copyOf(layerNames);
+    }
+
+    /** Nanoseconds spent in each layer's forward (the loss's included, last) since resetTimes(). */
+    public long[] forwardNanos() {
+        return forwardNanos.clone();
+    }
+
+    /** Nanoseconds spent in each layer's backward since resetTimes() (the loss's is part of its forward). */
+    public long[] backwardNanos() {
+        return backwardNanos.clone();
+    }
+
+    public void resetTimes() {
+        forwardNanos = new long[layerNames.size()];
+        backwardNanos = new long[layerNames.size()];
     }
 
     /** The predicted class (argmax of the logits) of each of the n samples of the last forward. */

@@ -48,7 +48,8 @@ public final class Options {
             new Option("max-minutes", "20", "compare-bn: refuse a grid whose estimated time exceeds this (0: no limit)"),
             new Option("modes", "local,sync,group:2", "compare-bn: BN modes to try (group:G only where 1 < G < W and G divides W)"),
             new Option("warmup-steps", "200", "bench: steps run before timing starts"),
-            new Option("steps", "300", "bench: timed steps"));
+            new Option("steps", "300", "bench: timed steps"),
+            new Option("profile", "false", "bench: also print each layer's forward and backward milliseconds per step"));
 
     private final Map<String, String> values = new LinkedHashMap<>();
 
