@@ -73,26 +73,18 @@ public final class BnReluPool implements Layer {
         if (training) {
             double[] sums = new double[2 * channels + 1];
             parallel.forRange(channels, (c0, c1) -> {
-                float[] row = new float[plane];
+                float[] row = new float[plane], sum = new float[plane], sumOfSquares = new float[plane];
                 for (int c = c0; c < c1; c++) {
-                    double s1 = 0, s2 = 0;
+                    java.util.Arrays.fill(sum, 0f);
+                    java.util.Arrays.fill(sumOfSquares, 0f);
                     for (int s = 0; s < n; s++) {
                         x.get((s * channels + c) * plane, row, 0, plane);
-                        // Four float accumulators per plane (at most a few thousand values) keep the
-                        // additions independent; the planes' sums are added in double.
-                        float a0 = 0, a1 = 0, a2 = 0, a3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
-                        int i = 0;
-                        for (; i + 3 < plane; i += 4) {
-                            float v0 = row[i], v1 = row[i + 1], v2 = row[i + 2], v3 = row[i + 3];
-                            a0 += v0; a1 += v1; a2 += v2; a3 += v3;
-                            q0 += v0 * v0; q1 += v1 * v1; q2 += v2 * v2; q3 += v3 * v3;
-                        }
-                        for (; i < plane; i++) {
-                            a0 += row[i];
-                            q0 += row[i] * row[i];
-                        }
-                        s1 += (double) a0 + a1 + a2 + a3;
-                        s2 += (double) q0 + q1 + q2 + q3;
+                        accumulate(row, sum, sumOfSquares);
+                    }
+                    double s1 = 0, s2 = 0;
+                    for (int i = 0; i < plane; i++) {
+                        s1 += sum[i];
+                        s2 += sumOfSquares[i];
                     }
                     sums[c] = s1;
                     sums[channels + c] = s2;
@@ -136,6 +128,18 @@ public final class BnReluPool implements Layer {
             }
         });
         return out;
+    }
+
+    /**
+     * sum[i] += x[i], sumOfSquares[i] += x[i]^2: the per-position sums over the samples (at most a few
+     * hundred values each, in float), added up in double per channel. A sum across one plane would be a
+     * chain of dependent additions that HotSpot does not vectorize; this loop it does (see Conv2d.axpy).
+     */
+    private static void accumulate(float[] x, float[] sum, float[] sumOfSquares) {
+        for (int i = 0; i < x.length; i++) {
+            sum[i] += x[i];
+            sumOfSquares[i] += x[i] * x[i];
+        }
     }
 
     /** An int whose signed order is the order of the float values (flip the magnitude bits of negatives). */
