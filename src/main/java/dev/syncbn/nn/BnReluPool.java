@@ -169,18 +169,26 @@ public final class BnReluPool implements Layer {
         FloatBuffer x = lastInput.floats(), dy = dyBuf.floats(), y = out.floats();
         double[] sums = new double[2 * channels];
         parallel.forRange(channels, (c0, c1) -> {
+            float[] row = new float[plane], g = new float[outPlane], pooled = new float[outPlane];
             for (int c = c0; c < c1; c++) {
-                double d1 = 0, d2 = 0, m = bn.mean(c), is = bn.invStd(c);
+                double d1 = 0, d2 = 0;
+                float m = (float) bn.mean(c);
                 for (int s = 0; s < n; s++) {
                     int p = s * channels + c;
-                    for (int o = p * outPlane; o < (p + 1) * outPlane; o++) {
-                        double g = dy.get(o) * positive(y.get(o));
-                        d1 += g;
-                        d2 += g * (x.get(p * plane + winner[o]) - m) * is;
+                    x.get(p * plane, row, 0, plane);
+                    dy.get(p * outPlane, g, 0, outPlane);
+                    y.get(p * outPlane, pooled, 0, outPlane);
+                    float g1 = 0, gx = 0;
+                    for (int o = 0; o < outPlane; o++) {
+                        float go = g[o] * positive(pooled[o]);
+                        g1 += go;
+                        gx += go * (row[winner[p * outPlane + o]] - m);
                     }
+                    d1 += g1;
+                    d2 += gx;
                 }
                 sums[c] = d1;
-                sums[channels + c] = d2;
+                sums[channels + c] = d2 * bn.invStd(c);
             }
         });
         bn.reduceGradientSums(sums);

