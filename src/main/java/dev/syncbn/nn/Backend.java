@@ -7,19 +7,36 @@ import org.nd4j.nativeblas.NativeOpsHolder;
 public final class Backend {
     private Backend() {}
 
+    /**
+     * How many threads each ND4J op (and its BLAS calls) may use, for ops called from this thread:
+     * ND4J's own setting is global, but oneDNN's OpenMP reads the calling thread's (OpenMP keeps it per
+     * thread), so every thread that calls ND4J sets it (limitThisThread).
+     */
+    public static void setOpThreads(int threads) {
+        Nd4j.getEnvironment().setMaxThreads(threads);
+        Nd4j.getEnvironment().setMaxMasterThreads(threads);
+        Nd4j.factory().blas().setMaxThreads(threads);
+        limitThisThread(threads);
+    }
+
+    /** The OpenMP threads of the ops this thread calls. */
+    public static void limitThisThread(int threads) {
+        NativeOpsHolder.getInstance().getDeviceNativeOps().setOmpNumThreads(threads);
+    }
+
     /** True if the loaded libnd4jcpu was built with oneDNN (the fast convolutions). */
     public static boolean isOneDnn() {
         return NativeOpsHolder.getInstance().getDeviceNativeOps().buildInfo().contains("HAVE_ONEDNN");
     }
 
     /**
-     * Limits ND4J's OpenMP and BLAS threads, and warns loudly if the oneDNN build did not load or if
-     * OpenMP's threads will spin between ops.
+     * Makes ND4J's ops single-threaded, and warns loudly if the oneDNN build did not load or if OpenMP's
+     * threads would spin between ops. A network of `threads` threads runs that many shards of its batch,
+     * each calling ND4J from its own thread (see ConvNet): ops that split themselves over the cores too
+     * would only compete with the other shards.
      */
     public static void init(int threads) {
-        Nd4j.getEnvironment().setMaxThreads(threads);
-        Nd4j.getEnvironment().setMaxMasterThreads(threads);
-        Nd4j.factory().blas().setMaxThreads(threads);
+        setOpThreads(1);
         if (!isOneDnn()) {
             System.err.println("WARNING ***********************************************************************");
             System.err.println("WARNING ND4J loaded a native library without oneDNN: convolutions will run about 12x");

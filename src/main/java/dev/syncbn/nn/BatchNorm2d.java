@@ -23,6 +23,9 @@ public final class BatchNorm2d implements Layer {
     private final org.nd4j.linalg.api.buffer.DataType type;
     private Buf out, dx; // allocated by the first forward: unused when BnReluPool runs this layer's statistics
     private BnReducer reducer = BnReducer.LOCAL;
+    // False in all but one of the shards of a ConvNet, which share the state buffer: the group's
+    // statistics are the same in every shard, and one of them moves the running statistics.
+    private boolean updatesRunningStatistics = true;
     private Buf params, grads, state;
     private int offset, stateOffset;
     // Saved by the training forward for the backward.
@@ -49,6 +52,10 @@ public final class BatchNorm2d implements Layer {
 
     public void setReducer(BnReducer reducer) {
         this.reducer = reducer;
+    }
+
+    void setUpdatesRunningStatistics(boolean updates) {
+        this.updatesRunningStatistics = updates;
     }
 
     @Override
@@ -147,6 +154,7 @@ public final class BatchNorm2d implements Layer {
             double var = Math.max(0, sums[channels + c] / count - m * m);
             mean[c] = m;
             invStd[c] = 1 / Math.sqrt(var + EPS);
+            if (!updatesRunningStatistics) continue;
             int rm = stateOffset + c, rv = stateOffset + channels + c;
             state.set(rm, (1 - MOMENTUM) * state.get(rm) + MOMENTUM * m);
             state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));

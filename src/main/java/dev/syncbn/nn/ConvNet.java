@@ -3,6 +3,12 @@ package dev.syncbn.nn;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.BrokenBarrierException;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -11,6 +17,15 @@ import org.nd4j.linalg.api.buffer.DataType;
  * a linear layer to the class logits and softmax cross-entropy. All trainable parameters live in one
  * flat buffer (and their gradients in another of the same layout), each layer holding views of its
  * part; the BN running statistics live apart, in the state buffer.
+ *
+ * With threads > 1 the batch is split into that many shards, each a full stack of layers run by one
+ * thread on its share of the samples (ND4J's ops run single-threaded inside it: see Backend.init), as
+ * data-parallel replicas inside one process: their BN statistics are summed before normalizing (sync BN
+ * among the shards, then through the reducer set by setReducer), and their parameter gradients are summed
+ * in shard order, so the result is the batch's, up to rounding. Measured against splitting every op over
+ * the threads: oneDNN's convolutions gain little from a second OpenMP thread here (its threads must sleep
+ * between ops, or spin and take the core from the Java passes), and the Java passes split over channels
+ * unevenly; independent shards keep both cores busy.
  */
 public final class ConvNet implements AutoCloseable {
     public final NetSpec spec;
@@ -20,93 +35,237 @@ public final class ConvNet implements AutoCloseable {
     /** Where the caller puts up to maxBatch input samples (C*H*W values each, NCHW). */
     public final Buf input;
 
-    private final Parallel parallel;
-    private final List<Layer> layers = new ArrayList<>();
-    private final List<BatchNorm2d> batchNorms = new ArrayList<>();
-    private final List<String> layerNames = new ArrayList<>();
-    private final SoftmaxCrossEntropy loss;
-    // Nanoseconds spent in each layer's forward and backward (the loss last) since resetTimes(): a
-    // nanoTime pair per layer costs well under a microsecond a step, so it is always on.
-    private long[] forwardNanos, backwardNanos;
+    private final Shard[] shards;
+    private final ExecutorService shardThreads; // runs shards 1.. (shard 0 runs on the caller's thread)
+    private final ShardAllReduce shardSums; // with more than one shard
+    private final SoftmaxCrossEntropy loss; // evaluation's, over the gathered logits
+    private final Buf logits; // with more than one shard: the shards' logits side by side
+    private Buf lastLogits;
 
     public ConvNet(NetSpec spec, int maxBatch, int threads, DataType type) {
         if (maxBatch < 1) throw new IllegalArgumentException("batch size must be at least 1, got " + maxBatch);
+        if (threads < 1) throw new IllegalArgumentException("threads must be at least 1, got " + threads);
         this.spec = spec;
         this.maxBatch = maxBatch;
-        this.parallel = new Parallel(threads);
-        int[] shape = {spec.channels(), spec.height(), spec.width()};
-        boolean first = true;
-        for (int width : spec.convWidths()) {
-            int block = batchNorms.size() + 1;
-            add("conv" + block, new Conv2d(shape, width, 3, 1, 1, false, !first, maxBatch, parallel, type));
-            BatchNorm2d bn = new BatchNorm2d(last().outShape(), batchNorms.size(), true, maxBatch, parallel, type);
-            batchNorms.add(bn);
-            if (type == DataType.FLOAT) {
-                add("bn" + block + "+relu+pool" + block, new BnReluPool(bn, 2, maxBatch, parallel));
-            } else { // the reference layers, in double for the gradient checks
-                add("bn" + block + "+relu", bn);
-                add("pool" + block, new MaxPool2d(last().outShape(), 2, maxBatch, parallel, type));
-            }
-            shape = last().outShape();
-            first = false;
+        int count = Math.min(threads, maxBatch), capacity = (maxBatch + count - 1) / count;
+        shards = new Shard[count];
+        shardSums = count > 1 ? new ShardAllReduce(count) : null;
+        for (int i = 0; i < count; i++) {
+            shards[i] = new Shard(spec, capacity, count == 1 ? threads : 1, type);
+            if (count > 1) shards[i].setReducer(shardSums.forShard(i));
+            for (BatchNorm2d bn : shards[i].batchNorms) bn.setUpdatesRunningStatistics(i == 0);
         }
-        add("linear", new Linear(Layer.size(shape), spec.classes(), maxBatch, type));
-        loss = new SoftmaxCrossEntropy(spec.classes(), maxBatch, type);
-        layerNames.add("softmax+loss");
-        resetTimes();
-
-        int paramCount = layers.stream().mapToInt(Layer::paramCount).sum();
-        int stateCount = batchNorms.stream().mapToInt(BatchNorm2d::stateCount).sum();
+        int paramCount = shards[0].layers.stream().mapToInt(Layer::paramCount).sum();
+        int stateCount = shards[0].batchNorms.stream().mapToInt(BatchNorm2d::stateCount).sum();
         params = Buf.zeros(type, paramCount);
         grads = Buf.zeros(type, paramCount);
         state = Buf.zeros(type, stateCount);
-        input = Buf.zeros(type, (long) maxBatch * spec.inputSize());
-        int offset = 0, stateOffset = 0;
-        for (Layer layer : layers) {
-            layer.bindParams(params, grads, offset);
-            offset += layer.paramCount();
+        input = count == 1 ? shards[0].input : Buf.zeros(type, (long) maxBatch * spec.inputSize());
+        for (int i = 0; i < count; i++) shards[i].bind(params, i == 0 ? grads : Buf.zeros(type, paramCount), state);
+        loss = new SoftmaxCrossEntropy(spec.classes(), maxBatch, type);
+        logits = count > 1 ? Buf.zeros(type, (long) maxBatch * spec.classes()) : null;
+        shardThreads = count > 1 ? Executors.newFixedThreadPool(count - 1, r -> {
+            Thread t = new Thread(r, "syncbn-shard");
+            t.setDaemon(true);
+            return t;
+        }) : null;
+    }
+
+    /** One stack of layers with its own buffers, for up to capacity samples. */
+    private static final class Shard {
+        final int capacity;
+        final Parallel parallel;
+        final Buf input;
+        final List<Layer> layers = new ArrayList<>();
+        final List<BatchNorm2d> batchNorms = new ArrayList<>();
+        final List<String> layerNames = new ArrayList<>();
+        final SoftmaxCrossEntropy loss;
+        final int[] labels;
+        // Nanoseconds spent in each layer's forward and backward (the loss last) since resetTimes(): a
+        // nanoTime pair per layer costs well under a microsecond a step, so it is always on.
+        long[] forwardNanos, backwardNanos;
+        Buf grads;
+
+        Shard(NetSpec spec, int capacity, int threads, DataType type) {
+            this.capacity = capacity;
+            this.parallel = new Parallel(threads);
+            this.input = Buf.zeros(type, (long) capacity * spec.inputSize());
+            int[] shape = {spec.channels(), spec.height(), spec.width()};
+            boolean first = true;
+            for (int width : spec.convWidths()) {
+                int block = batchNorms.size() + 1;
+                add("conv" + block, new Conv2d(shape, width, 3, 1, 1, false, !first, capacity, parallel, type));
+                BatchNorm2d bn = new BatchNorm2d(last().outShape(), batchNorms.size(), true, capacity, parallel, type);
+                batchNorms.add(bn);
+                if (type == DataType.FLOAT) {
+                    add("bn" + block + "+relu+pool" + block, new BnReluPool(bn, 2, capacity, parallel));
+                } else { // the reference layers, in double for the gradient checks
+                    add("bn" + block + "+relu", bn);
+                    add("pool" + block, new MaxPool2d(last().outShape(), 2, capacity, parallel, type));
+                }
+                shape = last().outShape();
+                first = false;
+            }
+            add("linear", new Linear(Layer.size(shape), spec.classes(), capacity, type));
+            loss = new SoftmaxCrossEntropy(spec.classes(), capacity, type);
+            layerNames.add("softmax+loss");
+            labels = new int[capacity];
+            resetTimes();
         }
-        for (BatchNorm2d bn : batchNorms) {
-            bn.bindState(state, stateOffset);
-            stateOffset += bn.stateCount();
+
+        private void add(String name, Layer layer) {
+            layers.add(layer);
+            layerNames.add(name);
+        }
+
+        private Layer last() {
+            return layers.get(layers.size() - 1);
+        }
+
+        void bind(Buf params, Buf grads, Buf state) {
+            this.grads = grads;
+            int offset = 0, stateOffset = 0;
+            for (Layer layer : layers) {
+                layer.bindParams(params, grads, offset);
+                offset += layer.paramCount();
+            }
+            for (BatchNorm2d bn : batchNorms) {
+                bn.bindState(state, stateOffset);
+                stateOffset += bn.stateCount();
+            }
+        }
+
+        void setReducer(BnReducer reducer) {
+            for (BatchNorm2d bn : batchNorms) bn.setReducer(reducer);
+        }
+
+        void resetTimes() {
+            forwardNanos = new long[layerNames.size()];
+            backwardNanos = new long[layerNames.size()];
+        }
+
+        Buf forward(int n, boolean training) {
+            Buf x = input;
+            for (int i = 0; i < layers.size(); i++) {
+                long t0 = System.nanoTime();
+                x = layers.get(i).forward(x, n, training);
+                forwardNanos[i] += System.nanoTime() - t0;
+            }
+            return x;
+        }
+
+        SoftmaxCrossEntropy.Result trainStep(int n, double normalizer) {
+            Buf out = forward(n, true);
+            long t0 = System.nanoTime();
+            SoftmaxCrossEntropy.Result r = loss.apply(out, labels, n, normalizer, true);
+            forwardNanos[layers.size()] += System.nanoTime() - t0;
+            Buf d = loss.dLogits();
+            for (int i = layers.size() - 1; i >= 0 && d != null; i--) {
+                t0 = System.nanoTime();
+                d = layers.get(i).backward(d, n);
+                backwardNanos[i] += System.nanoTime() - t0;
+            }
+            return r;
         }
     }
 
-    private void add(String name, Layer layer) {
-        layers.add(layer);
-        layerNames.add(name);
-    }
+    /**
+     * The shards' BN reduction: each shard's sums are added in shard order, the total goes once through
+     * the network's reducer (another replica's, in a distributed run), and every shard gets the result.
+     * Its barrier is written out rather than a CyclicBarrier because a shard that fails must release the
+     * others for good (they fail too), including those that have not reached the barrier yet.
+     */
+    private static final class ShardAllReduce {
+        private final int parties;
+        private final double[][] slots;
+        private volatile BnReducer outer = BnReducer.LOCAL;
+        private double[] total;
+        private int arrived;
+        private long generation;
+        private boolean failed;
 
-    private Layer last() {
-        return layers.get(layers.size() - 1);
+        ShardAllReduce(int shards) {
+            parties = shards;
+            slots = new double[shards][];
+        }
+
+        BnReducer forShard(int shard) {
+            return (layer, forward, sums) -> {
+                slots[shard] = sums;
+                await();
+                if (shard == 0) {
+                    double[] t = new double[sums.length];
+                    for (double[] s : slots) for (int i = 0; i < t.length; i++) t[i] += s[i];
+                    outer.allReduce(layer, forward, t);
+                    total = t;
+                }
+                // Shard j writes slots[j] again only after this second barrier, and shard 0 replaces
+                // total only after the next call's first one, which every shard reaches after copying.
+                await();
+                System.arraycopy(total, 0, sums, 0, sums.length);
+            };
+        }
+
+        private synchronized void await() {
+            if (failed) throw new IllegalStateException("another shard failed in this step");
+            if (++arrived == parties) {
+                arrived = 0;
+                generation++;
+                notifyAll();
+                return;
+            }
+            long mine = generation;
+            try {
+                while (generation == mine && !failed) wait();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                fail();
+                throw new IllegalStateException("interrupted in the shards' BN reduction", e);
+            }
+            if (generation == mine) throw new IllegalStateException("another shard failed in this step");
+        }
+
+        /** A shard failed: every other shard waiting, or arriving later in this step, fails too. */
+        synchronized void fail() {
+            failed = true;
+            notifyAll();
+        }
+
+        /** Before a step, with every shard idle. */
+        synchronized void clear() {
+            failed = false;
+            arrived = 0;
+        }
     }
 
     public int paramCount() {
         return params.length();
     }
 
+    /** How many shards (threads running a stack of layers each) this network splits a batch into. */
+    public int shards() {
+        return shards.length;
+    }
+
     /** PyTorch's default initialization, drawn from a generator seeded with seed. */
     public void init(long seed) {
         SplittableRandom rng = new SplittableRandom(seed);
-        for (Layer layer : layers) layer.initParams(rng);
-        for (BatchNorm2d bn : batchNorms) bn.initState();
+        for (Layer layer : shards[0].layers) layer.initParams(rng);
+        for (BatchNorm2d bn : shards[0].batchNorms) bn.initState();
     }
 
     /** Routes every BN layer's statistics through reducer (BnReducer.LOCAL by default). */
     public void setReducer(BnReducer reducer) {
-        for (BatchNorm2d bn : batchNorms) bn.setReducer(reducer);
+        if (shards.length == 1) shards[0].setReducer(reducer);
+        else shardSums.outer = reducer;
     }
 
     /** Forward of the n samples in input; returns the logits buffer [n, classes]. */
     public Buf forward(int n, boolean training) {
         checkBatch(n);
-        Buf x = input;
-        for (int i = 0; i < layers.size(); i++) {
-            long t0 = System.nanoTime();
-            x = layers.get(i).forward(x, n, training);
-            forwardNanos[i] += System.nanoTime() - t0;
-        }
-        return x;
+        if (shards.length == 1) return lastLogits = shards[0].forward(n, training);
+        runShards(n, null, (shard, count) -> shard.forward(count, training));
+        return gatherLogits(n);
     }
 
     /**
@@ -114,56 +273,131 @@ public final class ConvNet implements AutoCloseable {
      * the gradient of lossSum/normalizer in grads.
      */
     public SoftmaxCrossEntropy.Result trainStep(int n, int[] labels, double normalizer) {
-        Buf logits = forward(n, true);
-        long t0 = System.nanoTime();
-        SoftmaxCrossEntropy.Result r = loss.apply(logits, labels, n, normalizer, true);
-        forwardNanos[layers.size()] += System.nanoTime() - t0;
-        Buf d = loss.dLogits();
-        for (int i = layers.size() - 1; i >= 0 && d != null; i--) {
-            t0 = System.nanoTime();
-            d = layers.get(i).backward(d, n);
-            backwardNanos[i] += System.nanoTime() - t0;
+        checkBatch(n);
+        if (shards.length == 1) {
+            System.arraycopy(labels, 0, shards[0].labels, 0, n);
+            SoftmaxCrossEntropy.Result r = shards[0].trainStep(n, normalizer);
+            lastLogits = ((Linear) shards[0].last()).forwardOutput();
+            return r;
         }
-        return r;
+        SoftmaxCrossEntropy.Result[] results = new SoftmaxCrossEntropy.Result[shards.length];
+        runShards(n, labels, (shard, count) -> results[indexOf(shard)] = shard.trainStep(count, normalizer));
+        double lossSum = 0;
+        int correct = 0;
+        for (int i = 0; i < shards.length; i++) {
+            if (i > 0) grads.flat.addi(shards[i].grads.flat);
+            lossSum += results[i].lossSum();
+            correct += results[i].correct();
+        }
+        gatherLogits(n);
+        return new SoftmaxCrossEntropy.Result(lossSum, correct);
     }
 
-    /** The layers' names in order, the loss last: conv1, bn1+relu, pool1, ..., linear, softmax+loss. */
+    private interface ShardWork {
+        void run(Shard shard, int count);
+    }
+
+    private int indexOf(Shard shard) {
+        for (int i = 0; i < shards.length; i++) if (shards[i] == shard) return i;
+        throw new IllegalStateException();
+    }
+
+    private int from(int n, int shard) {
+        return (int) ((long) n * shard / shards.length);
+    }
+
+    /** Copies each shard's share of the n samples (and labels) in, runs work on every shard at once, and waits for all. */
+    private void runShards(int n, int[] labels, ShardWork work) {
+        int size = spec.inputSize();
+        shardSums.clear();
+        List<Future<?>> running = new ArrayList<>();
+        Throwable failure = null;
+        for (int i = shards.length - 1; i >= 0; i--) {
+            Shard shard = shards[i];
+            int lo = from(n, i), count = from(n, i + 1) - lo;
+            if (count > 0) shard.input.view((long) count * size).assign(input.slice((long) lo * size, (long) count * size));
+            if (labels != null) System.arraycopy(labels, lo, shard.labels, 0, count);
+            Runnable task = () -> {
+                try {
+                    Backend.limitThisThread(1);
+                    work.run(shard, count);
+                } catch (RuntimeException | Error e) {
+                    shardSums.fail();
+                    throw e;
+                }
+            };
+            if (i > 0) {
+                running.add(shardThreads.submit(task));
+            } else {
+                try {
+                    task.run();
+                } catch (RuntimeException | Error e) {
+                    failure = e;
+                }
+            }
+        }
+        for (Future<?> f : running) {
+            try {
+                f.get();
+            } catch (ExecutionException e) {
+                // The first failure is the cause; the others are shards released by it.
+                if (failure == null || failure.getMessage() != null && failure.getMessage().startsWith("another shard failed")) failure = e.getCause();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                if (failure == null) failure = e;
+            }
+        }
+        if (failure instanceof RuntimeException r) throw r;
+        if (failure instanceof Error e) throw e;
+        if (failure != null) throw new IllegalStateException(failure);
+    }
+
+    private Buf gatherLogits(int n) {
+        int k = spec.classes();
+        for (int i = 0; i < shards.length; i++) {
+            Buf out = ((Linear) shards[i].last()).forwardOutput();
+            int lo = from(n, i), count = from(n, i + 1) - lo;
+            for (int j = 0; j < count * k; j++) logits.set(lo * k + j, out.get(j));
+        }
+        return lastLogits = logits;
+    }
+
+    /** The layers' names in order, the loss last: conv1, bn1+relu+pool1, ..., linear, softmax+loss. */
     public List<String> layerNames() {
-        return List.copyOf(layerNames);
+        return List.copyOf(shards[0].layerNames);
     }
 
-    /** Nanoseconds spent in each layer's forward (the loss's included, last) since resetTimes(). */
+    /** Nanoseconds spent in each layer's forward (the loss's included, last) since resetTimes(), by the first shard. */
     public long[] forwardNanos() {
-        return forwardNanos.clone();
+        return shards[0].forwardNanos.clone();
     }
 
-    /** Nanoseconds spent in each layer's backward since resetTimes() (the loss's is part of its forward). */
+    /** Nanoseconds spent in each layer's backward since resetTimes() (the loss's is part of its forward), by the first shard. */
     public long[] backwardNanos() {
-        return backwardNanos.clone();
+        return shards[0].backwardNanos.clone();
     }
 
     public void resetTimes() {
-        forwardNanos = new long[layerNames.size()];
-        backwardNanos = new long[layerNames.size()];
+        for (Shard shard : shards) shard.resetTimes();
     }
 
     /** The predicted class (argmax of the logits) of each of the n samples of the last forward. */
     public void lastPredictions(int n, int[] out) {
-        Buf logits = ((Linear) layers.get(layers.size() - 1)).forwardOutput();
         int k = spec.classes();
         for (int s = 0; s < n; s++) {
             int best = 0;
-            for (int j = 1; j < k; j++) if (logits.get(s * k + j) > logits.get(s * k + best)) best = j;
+            for (int j = 1; j < k; j++) if (lastLogits.get(s * k + j) > lastLogits.get(s * k + best)) best = j;
             out[s] = best;
         }
     }
 
     /**
      * Adds every BN layer's batch statistics of the last training forward into acc (state layout: per
-     * layer, batch means then unbiased batch variances), for averaging over batches (precise BN).
+     * layer, batch means then unbiased batch variances), for averaging over batches (precise BN). They
+     * are the whole batch's in every shard.
      */
     public void addBatchStatistics(double[] acc) {
-        for (BatchNorm2d bn : batchNorms) bn.addBatchStatistics(acc);
+        for (BatchNorm2d bn : shards[0].batchNorms) bn.addBatchStatistics(acc);
     }
 
     /**
@@ -197,6 +431,7 @@ public final class ConvNet implements AutoCloseable {
 
     @Override
     public void close() {
-        parallel.close();
+        for (Shard shard : shards) shard.parallel.close();
+        if (shardThreads != null) shardThreads.shutdown();
     }
 }

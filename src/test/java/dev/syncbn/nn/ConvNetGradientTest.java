@@ -12,6 +12,7 @@ class ConvNetGradientTest {
         NetSpec spec = new NetSpec(2, 8, 6, new int[] {3, 4}, 5);
         int n = 5;
         try (ConvNet net = new ConvNet(spec, n, 2, DataType.DOUBLE)) {
+            assertEquals(2, net.shards(), "the sharded network (2 and 3 samples) is the one checked");
             net.init(11);
             Random rng = new Random(12);
             for (int i = 0; i < n * spec.inputSize(); i++) net.input.set(i, rng.nextGaussian());
@@ -23,6 +24,66 @@ class ConvNetGradientTest {
                     () -> net.trainStep(n, labels, n).lossSum() / n);
             GradCheck.assertClose("network dparams", numeric, analytic, 0);
         }
+    }
+
+    /**
+     * The batch split over shards (threads) computes what one stack computes on the whole batch: loss,
+     * correct count, gradients, running statistics, logits; in training and in evaluation, with a batch
+     * smaller than the network's and one that leaves a shard without samples. A shard that fails fails
+     * the step (the others are released, none hangs) and the next step runs normally.
+     */
+    @Test
+    void shardsComputeWhatOneStackComputes() {
+        NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
+        try (ConvNet one = new ConvNet(spec, 32, 1, DataType.FLOAT); ConvNet three = new ConvNet(spec, 32, 3, DataType.FLOAT)) {
+            assertEquals(1, one.shards());
+            assertEquals(3, three.shards());
+            one.init(5);
+            three.init(5);
+            Random rng = new Random(6);
+            int[] labels = new int[32];
+            for (int n : new int[] {32, 17, 2}) {
+                for (int i = 0; i < n * spec.inputSize(); i++) {
+                    float v = (float) rng.nextDouble();
+                    one.input.set(i, v);
+                    three.input.set(i, v);
+                }
+                for (int i = 0; i < n; i++) labels[i] = rng.nextInt(10);
+                SoftmaxCrossEntropy.Result a = one.trainStep(n, labels, n), b = three.trainStep(n, labels, n);
+                assertEquals(a.lossSum(), b.lossSum(), 1e-5 * Math.abs(a.lossSum()), "loss, batch " + n);
+                assertEquals(a.correct(), b.correct());
+                assertRelative(one.grads, three.grads, 1e-4, "gradients, batch " + n);
+                assertRelative(one.state, three.state, 1e-5, "running statistics, batch " + n);
+                SoftmaxCrossEntropy.Result ea = one.evaluate(n, labels), eb = three.evaluate(n, labels);
+                assertEquals(ea.lossSum(), eb.lossSum(), 1e-5 * Math.abs(ea.lossSum()), "evaluation loss, batch " + n);
+                int[] pa = new int[n], pb = new int[n];
+                one.lastPredictions(n, pa);
+                three.lastPredictions(n, pb);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(pa, pb);
+            }
+            labels[31] = 1_000_000; // in the last shard: its loss fails after the BN reductions of its forward
+            org.junit.jupiter.api.Assertions.assertThrows(IndexOutOfBoundsException.class, () -> three.trainStep(32, labels, 32));
+            labels[31] = 0;
+            // The distributed reducer failing (a lost coordinator) while the other shards wait for its result.
+            three.setReducer((layer, forward, sums) -> {
+                if (!forward) throw new IllegalStateException("coordinator lost");
+            });
+            IllegalStateException e = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60),
+                    () -> org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> three.trainStep(32, labels, 32)));
+            assertEquals("coordinator lost", e.getMessage());
+            three.setReducer(BnReducer.LOCAL);
+            SoftmaxCrossEntropy.Result after = three.trainStep(32, labels, 32);
+            org.junit.jupiter.api.Assertions.assertTrue(Double.isFinite(after.lossSum()));
+        }
+    }
+
+    private static void assertRelative(Buf a, Buf b, double tolerance, String what) {
+        double err = 0, max = 1e-30;
+        for (int i = 0; i < a.length(); i++) {
+            err = Math.max(err, Math.abs(a.get(i) - b.get(i)));
+            max = Math.max(max, Math.abs(a.get(i)));
+        }
+        org.junit.jupiter.api.Assertions.assertTrue(err / max < tolerance, what + ": relative error " + err / max);
     }
 
     @Test
