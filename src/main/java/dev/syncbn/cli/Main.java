@@ -228,7 +228,7 @@ public final class Main {
             double imagesPerS = (double) steps * batch / seconds;
             double flopScale = (double) data[0].sampleSize() / (28 * 28);
             double gflops = imagesPerS * MFLOP_PER_IMAGE * flopScale / 1e3;
-            Backend.setOpThreads(threads); // the machine's gemm on all the threads the network used
+            Backend.setOpThreads(Runtime.getRuntime().availableProcessors()); // the machine's gemm: all its cores
             double gemm = gemmGflops();
             Backend.setOpThreads(1);
             System.out.printf(java.util.Locale.ROOT, "batch %d: %.2f ms/step, %.0f images/s, %.1f GFLOP/s achieved; float gemm 1024^3: %.1f GFLOP/s (ratio %.3f)%n",
