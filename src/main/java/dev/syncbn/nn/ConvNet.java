@@ -73,7 +73,6 @@ public final class ConvNet implements AutoCloseable {
 
     /** One stack of layers with its own buffers, for up to capacity samples. */
     private static final class Shard {
-        final int capacity;
         final Parallel parallel;
         final Buf input;
         final List<Layer> layers = new ArrayList<>();
@@ -87,7 +86,6 @@ public final class ConvNet implements AutoCloseable {
         Buf grads;
 
         Shard(NetSpec spec, int capacity, int threads, DataType type) {
-            this.capacity = capacity;
             this.parallel = new Parallel(threads);
             this.input = Buf.zeros(type, (long) capacity * spec.inputSize());
             int[] shape = {spec.channels(), spec.height(), spec.width()};
