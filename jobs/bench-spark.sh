@@ -5,6 +5,7 @@
 # one warms up the JIT). Prints images/s, the step-time split and the ratios the targets are about.
 # Usage: jobs/bench-spark.sh [N] [EPOCHS]     (defaults 12800 and 3)
 source "$(dirname "$0")/common.sh"
+help_if_asked "$@"
 N="${1:-12800}"; EPOCHS="${2:-3}"
 OUT="$ROOT/out/bench-spark"; mkdir -p "$OUT"
 common=(--epochs "$EPOCHS" --max-train "$N" --max-test 2000 --seed 1 --progress-s 0)

@@ -5,6 +5,7 @@
 # Usage: jobs/bench-vs-peer.sh [threads list, default "1 2"] [batch list, default "16 32 64 128 256"]
 # Takes about 15 minutes on 2 cores. Run it with nothing else running.
 set -euo pipefail
+for a in "$@"; do case "$a" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac; done
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEER_DIR="${PEER_DIR:-$ROOT/../shared/peers/djl-pytorch}"
 THREAD_LIST="${1:-1 2}"

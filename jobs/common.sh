@@ -1,5 +1,13 @@
 # Sourced by the jobs: builds the project if needed and sets CLASSPATH, JAR and JAVA_OPTS.
 set -euo pipefail
+# --help or -h anywhere: print the calling script's header comment (its usage) and exit, before building or
+# starting anything. Scripts that run one command of the program leave --help to it (its own options).
+help_if_asked() {
+  local a
+  for a in "$@"; do
+    case "$a" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
+  done
+}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # libgomp reads this once at load: without it ND4J's OpenMP threads spin between ops and slow the Java passes.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"

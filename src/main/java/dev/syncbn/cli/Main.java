@@ -40,25 +40,43 @@ public final class Main {
 
     private Main() {}
 
+    /** This program's version (pom.xml's; a test keeps them equal). */
+    static final String VERSION = "0.1.0-SNAPSHOT";
+
     public static void main(String[] args) throws Exception {
         if (args.length == 2 && args[0].equals("help") && args[1].equals("--markdown")) {
             System.out.print(Options.markdownTable());
             return;
         }
-        if (args.length == 0 || args[0].equals("--help") || args[0].equals("help")) {
-            System.out.println("usage: syncbn train|train-local|prepare|evaluate|predict|compare-bn|bench [options]\n" + Options.help());
+        if (args.length > 0 && (args[0].equals("--version") || args[0].equals("version"))) {
+            System.out.println("syncbn " + VERSION);
+            return;
+        }
+        if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help")) {
+            System.out.println("usage: syncbn COMMAND [options]   (syncbn COMMAND --help: that command's options; syncbn --version)\n"
+                    + "commands: " + String.join(", ", Options.COMMANDS));
+            return;
+        }
+        String command = args[0];
+        String[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
+        if (java.util.Arrays.asList(rest).contains("--help") || java.util.Arrays.asList(rest).contains("-h")) {
+            if (!Options.COMMANDS.contains(command)) {
+                System.err.println("error: unknown command '" + command + "' (" + String.join(", ", Options.COMMANDS) + ")");
+                System.exit(2);
+            }
+            System.out.println("usage: syncbn " + command + " [options]\n" + Options.usage(command));
             return;
         }
         Options o;
         try {
-            o = Options.parse(java.util.Arrays.copyOfRange(args, 1, args.length));
+            o = Options.parse(command, rest);
         } catch (IllegalArgumentException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(2);
             return;
         }
         try {
-            dispatch(args[0], o);
+            dispatch(command, o);
         } catch (IllegalArgumentException | IOException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(2);
@@ -74,10 +92,7 @@ public final class Main {
             case "compare-bn" -> CompareBn.run(o);
             case "bench" -> bench(o);
             case "predict" -> predict(o);
-            default -> {
-                System.err.println("error: unknown command '" + command + "' (train, train-local, prepare, evaluate, predict, compare-bn, bench)");
-                System.exit(2);
-            }
+            default -> throw new IllegalArgumentException("unknown command '" + command + "' (" + String.join(", ", Options.COMMANDS) + ")");
         }
     }
 

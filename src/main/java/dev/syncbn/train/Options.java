@@ -10,48 +10,57 @@ import java.util.Map;
  * README's options table is checked against it by a test.
  */
 public final class Options {
-    public record Option(String name, String defaultValue, String help) {}
+    /** commands: the commands that take the option, comma-separated. */
+    public record Option(String name, String defaultValue, String commands, String help) {
+        public boolean of(String command) {
+            return java.util.Arrays.asList(commands.split(",")).contains(command);
+        }
+    }
+
+    /** The commands, in the order the usage lists them. */
+    public static final List<String> COMMANDS = List.of("train", "train-local", "prepare", "evaluate", "predict", "compare-bn", "bench");
 
     public static final List<Option> ALL = List.of(
-            new Option("data", "/usr/share/datasets/fashion-mnist", "training/test data: a directory prepared by prepare (Parquet), of MNIST-format IDX files (.gz or plain), or of CIFAR-10 binary batches; local path or hdfs://"),
-            new Option("input", "/usr/share/datasets/fashion-mnist", "prepare: the raw data (IDX or CIFAR-10 binary directory)"),
-            new Option("output", "", "prepare: the directory to write (Parquet); predict: the Parquet directory of predictions; compare-bn: the report directory"),
-            new Option("files", "4", "prepare: Parquet files per split"),
-            new Option("overwrite", "false", "prepare and predict: replace an existing output directory"),
-            new Option("model", "", "evaluate and predict: the saved model (a model file from --model-out or a checkpoint, or a directory saved by SyncBnClassificationModel; local path or hdfs://)"),
-            new Option("split", "test", "evaluate and predict: which split of --data, test or train"),
-            new Option("epochs", "10", "number of epochs to train"),
-            new Option("batch", "64", "train-local: mini-batch size"),
-            new Option("master", "", "train: Spark master (default: what spark-submit set, else local[W]); local[N] runs as local[N,4] so a failed barrier stage is retried"),
-            new Option("workers", "2", "train: W, the number of replicas (one barrier task each)"),
-            new Option("batch-per-worker", "32", "train: b, each replica's share of a global batch of W*b"),
-            new Option("bn", "sync", "train: batch-norm statistics: local (per replica), sync (all replicas) or group:G (groups of G consecutive replicas)"),
-            new Option("fail-at-step", "-1", "train, for tests: replica 0 fails once at this step of every epoch's first attempt"),
-            new Option("lr", "0.001", "Adam learning rate (betas 0.9/0.999, eps 1e-8)"),
-            new Option("lr-schedule", "cosine", "cosine: decay the learning rate along half a cosine to 0 at the last step; or constant"),
-            new Option("seed", "1", "seed of the initialization and of every epoch's shuffle"),
-            new Option("threads", "2", "train-local and bench: threads for the Java loops and ND4J's ops (train: spark.task.cpus per replica)"),
-            new Option("max-train", "0", "use only the first N training images (0: all)"),
-            new Option("max-test", "0", "evaluate on only the first N test images (0: all)"),
-            new Option("metrics-out", "", "CSV file with one row per epoch (local path or hdfs://)"),
-            new Option("step-log", "", "CSV file step,loss: the global mean loss of every step"),
-            new Option("checkpoint-dir", "", "directory for a checkpoint after every epoch (local path or hdfs://)"),
-            new Option("resume", "false", "continue from the newest checkpoint in --checkpoint-dir"),
-            new Option("model-out", "", "save the final model here (local path or hdfs://)"),
-            new Option("progress-s", "10", "seconds between progress lines within an epoch (0: none)"),
-            new Option("precise-bn-batches", "0", "after the last epoch, replace the BN running statistics with the average over this many training batches through the final network (precise BN; 0: keep them); compare-bn evaluates both"),
-            new Option("design", "split", "compare-bn: split (hold the global batch --global-batch fixed and split it W x b for every W of --workers-grid that divides it) or grid (every W of --workers-grid with every b of --batch-grid)"),
-            new Option("global-batch", "64", "compare-bn, split design: the global batch W x b"),
-            new Option("workers-grid", "1,2,4,8,16,32", "compare-bn: worker counts W to try"),
-            new Option("batch-grid", "2,8,32", "compare-bn, grid design: per-worker batch sizes b to try"),
-            new Option("seeds", "3", "compare-bn: seeds per cell (1..N); the report gives means, standard deviations and 95% intervals"),
-            new Option("max-minutes", "20", "compare-bn: refuse a grid whose estimated time exceeds this (0: no limit)"),
-            new Option("modes", "local,sync,group:2", "compare-bn: BN modes to try (group:G only where 1 < G < W and G divides W)"),
-            new Option("warmup-steps", "200", "bench: steps run before timing starts"),
-            new Option("steps", "300", "bench: timed steps"),
-            new Option("profile", "false", "bench: also print each layer's forward and backward milliseconds per step"));
+            new Option("data", "/usr/share/datasets/fashion-mnist", "train,train-local,evaluate,predict,compare-bn,bench", "training/test data: a directory prepared by prepare (Parquet), of MNIST-format IDX files (.gz or plain), or of CIFAR-10 binary batches; local path or hdfs://"),
+            new Option("input", "/usr/share/datasets/fashion-mnist", "prepare", "prepare: the raw data (IDX or CIFAR-10 binary directory)"),
+            new Option("output", "", "prepare,predict,compare-bn", "prepare: the directory to write (Parquet); predict: the Parquet directory of predictions; compare-bn: the report directory"),
+            new Option("files", "4", "prepare", "prepare: Parquet files per split"),
+            new Option("overwrite", "false", "prepare,predict", "prepare and predict: replace an existing output directory"),
+            new Option("model", "", "evaluate,predict", "evaluate and predict: the saved model (a model file from --model-out or a checkpoint, or a directory saved by SyncBnClassificationModel; local path or hdfs://)"),
+            new Option("split", "test", "evaluate,predict", "evaluate and predict: which split of --data, test or train"),
+            new Option("epochs", "10", "train,train-local,compare-bn", "number of epochs to train"),
+            new Option("batch", "64", "train-local,bench", "train-local: mini-batch size"),
+            new Option("master", "", "train,prepare,evaluate,predict,compare-bn", "train: Spark master (default: what spark-submit set, else local[W]); local[N] runs as local[N,4] so a failed barrier stage is retried"),
+            new Option("workers", "2", "train", "train: W, the number of replicas (one barrier task each)"),
+            new Option("batch-per-worker", "32", "train", "train: b, each replica's share of a global batch of W*b"),
+            new Option("bn", "sync", "train", "train: batch-norm statistics: local (per replica), sync (all replicas) or group:G (groups of G consecutive replicas)"),
+            new Option("fail-at-step", "-1", "train", "train, for tests: replica 0 fails once at this step of every epoch's first attempt"),
+            new Option("lr", "0.001", "train,train-local,compare-bn,bench", "Adam learning rate (betas 0.9/0.999, eps 1e-8)"),
+            new Option("lr-schedule", "cosine", "train,train-local,compare-bn", "cosine: decay the learning rate along half a cosine to 0 at the last step; or constant"),
+            new Option("seed", "1", "train,train-local,compare-bn,bench", "seed of the initialization and of every epoch's shuffle"),
+            new Option("threads", "2", "train,train-local,compare-bn,bench", "train-local and bench: threads for the Java loops and ND4J's ops (train: spark.task.cpus per replica)"),
+            new Option("max-train", "0", "train,train-local,compare-bn", "use only the first N training images (0: all)"),
+            new Option("max-test", "0", "train,train-local,evaluate,compare-bn", "evaluate on only the first N test images (0: all)"),
+            new Option("metrics-out", "", "train,train-local", "CSV file with one row per epoch (local path or hdfs://)"),
+            new Option("step-log", "", "train,train-local", "CSV file step,loss: the global mean loss of every step"),
+            new Option("checkpoint-dir", "", "train,train-local", "directory for a checkpoint after every epoch (local path or hdfs://)"),
+            new Option("resume", "false", "train,train-local", "continue from the newest checkpoint in --checkpoint-dir"),
+            new Option("model-out", "", "train,train-local", "save the final model here (local path or hdfs://)"),
+            new Option("progress-s", "10", "train,train-local,compare-bn", "seconds between progress lines within an epoch (0: none)"),
+            new Option("precise-bn-batches", "0", "train,train-local,compare-bn", "after the last epoch, replace the BN running statistics with the average over this many training batches through the final network (precise BN; 0: keep them); compare-bn evaluates both"),
+            new Option("design", "split", "compare-bn", "compare-bn: split (hold the global batch --global-batch fixed and split it W x b for every W of --workers-grid that divides it) or grid (every W of --workers-grid with every b of --batch-grid)"),
+            new Option("global-batch", "64", "compare-bn", "compare-bn, split design: the global batch W x b"),
+            new Option("workers-grid", "1,2,4,8,16,32", "compare-bn", "compare-bn: worker counts W to try"),
+            new Option("batch-grid", "2,8,32", "compare-bn", "compare-bn, grid design: per-worker batch sizes b to try"),
+            new Option("seeds", "3", "compare-bn", "compare-bn: seeds per cell (1..N); the report gives means, standard deviations and 95% intervals"),
+            new Option("max-minutes", "20", "compare-bn", "compare-bn: refuse a grid whose estimated time exceeds this (0: no limit)"),
+            new Option("modes", "local,sync,group:2", "compare-bn", "compare-bn: BN modes to try (group:G only where 1 < G < W and G divides W)"),
+            new Option("warmup-steps", "200", "bench", "bench: steps run before timing starts"),
+            new Option("steps", "300", "bench", "bench: timed steps"),
+            new Option("profile", "false", "bench", "bench: also print each layer's forward and backward milliseconds per step"));
 
     private final Map<String, String> values = new LinkedHashMap<>();
+    private final java.util.Set<String> given = new java.util.HashSet<>(); // the names on the command line
 
     private Options() {}
 
@@ -78,6 +87,29 @@ public final class Options {
         return this;
     }
 
+    /**
+     * Parses a command's arguments; an option of another command is refused, naming the commands that
+     * take it, so that nothing given is silently ignored.
+     */
+    public static Options parse(String command, String[] args) {
+        if (!COMMANDS.contains(command)) throw new IllegalArgumentException("unknown command '" + command + "' (" + String.join(", ", COMMANDS) + ")");
+        Options o;
+        try {
+            o = parse(args);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(e.getMessage() + "; see syncbn " + command + " --help", e);
+        }
+        List<String> foreign = new java.util.ArrayList<>();
+        for (Option opt : ALL) {
+            if (!opt.of(command) && o.given.contains(opt.name())) foreign.add("--" + opt.name() + " (" + opt.commands().replace(",", ", ") + ")");
+        }
+        if (!foreign.isEmpty()) {
+            throw new IllegalArgumentException("not options of " + command + ", but of the commands named: " + String.join(", ", foreign)
+                    + "; see syncbn " + command + " --help");
+        }
+        return o;
+    }
+
     /** Parses --name value and --name=value pairs; a bare --flag means true. Unknown options are refused. */
     public static Options parse(String[] args) {
         Options o = new Options();
@@ -95,10 +127,40 @@ public final class Options {
             } else {
                 value = "true";
             }
-            if (!o.values.containsKey(name)) throw new IllegalArgumentException("unknown option --" + name + " (see --help)");
+            if (!o.values.containsKey(name)) throw new IllegalArgumentException("unknown option --" + name + suggestion(name));
             o.values.put(name, value);
+            o.given.add(name);
         }
         return o;
+    }
+
+    /** " (did you mean --x?)" for the option nearest to name by edit distance, if it is near (at most 2 edits). */
+    private static String suggestion(String name) {
+        String best = null;
+        int bestDistance = 3;
+        for (Option o : ALL) {
+            int d = editDistance(name, o.name());
+            if (d < bestDistance) {
+                best = o.name();
+                bestDistance = d;
+            }
+        }
+        return best == null ? "" : " (did you mean --" + best + "?)";
+    }
+
+    private static int editDistance(String a, String b) {
+        int[] row = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) row[j] = j;
+        for (int i = 1; i <= a.length(); i++) {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int above = row[j];
+                row[j] = Math.min(Math.min(row[j] + 1, row[j - 1] + 1), diagonal + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1));
+                diagonal = above;
+            }
+        }
+        return row[b.length()];
     }
 
     public String get(String name) {
@@ -141,15 +203,25 @@ public final class Options {
 
     /** The README's options table (README.md holds it between the options:begin/end markers; a test compares). */
     public static String markdownTable() {
-        StringBuilder b = new StringBuilder("| option | default | meaning |\n| --- | --- | --- |\n");
+        StringBuilder b = new StringBuilder("| option | default | commands | meaning |\n| --- | --- | --- | --- |\n");
         for (Option o : ALL) b.append("| `--").append(o.name()).append("` | ").append(o.defaultValue().isEmpty() ? "(none)" : "`" + o.defaultValue() + "`")
-                .append(" | ").append(o.help()).append(" |\n");
+                .append(" | ").append(o.commands().replace(",", ", ")).append(" | ").append(o.help()).append(" |\n");
         return b.toString();
     }
 
+    /** Every option, for the usage of all commands. */
     public static String help() {
+        return usage(null);
+    }
+
+    /** The options of one command (all of them if command is null), a line each. */
+    public static String usage(String command) {
         StringBuilder b = new StringBuilder();
-        for (Option o : ALL) b.append(String.format("  --%-15s %s (default: %s)%n", o.name(), o.help(), o.defaultValue().isEmpty() ? "none" : o.defaultValue()));
+        for (Option o : ALL) {
+            if (command == null || o.of(command)) {
+                b.append(String.format("  --%-18s %s (default: %s)%n", o.name(), o.help(), o.defaultValue().isEmpty() ? "none" : o.defaultValue()));
+            }
+        }
         return b.toString();
     }
 }

@@ -42,7 +42,7 @@ class CompareBnTest {
     @Test
     void smallGridWritesEveryRunIntervalsTheSyncCheckChartsAndReport() throws Exception {
         String out = dir.resolve("cmp").toString();
-        CompareBn.run(Options.parse(new String[] {"--global-batch", "8", "--workers-grid", "1,2,4", "--modes", "local,sync", "--seeds", "2", "--epochs", "1",
+        CompareBn.run(Options.parse("compare-bn", new String[] {"--global-batch", "8", "--workers-grid", "1,2,4", "--modes", "local,sync", "--seeds", "2", "--epochs", "1",
             "--max-train", "128", "--max-test", "64", "--precise-bn-batches", "2", "--output", out, "--progress-s", "0", "--max-minutes", "0"}));
         List<String> csv = Files.readAllLines(Path.of(out, "results.csv"));
         assertEquals(1 + 5 * 2, csv.size(), "header and one epoch of 5 cells x 2 seeds");
@@ -65,7 +65,7 @@ class CompareBnTest {
 
     @Test
     void aGridThatWouldNotFitIsRefusedBeforeItStarts() {
-        String m = assertThrows(IllegalArgumentException.class, () -> CompareBn.run(Options.parse(new String[] {"--global-batch", "8", "--workers-grid", "1,2",
+        String m = assertThrows(IllegalArgumentException.class, () -> CompareBn.run(Options.parse("compare-bn", new String[] {"--global-batch", "8", "--workers-grid", "1,2",
             "--epochs", "50", "--max-minutes", "1", "--output", dir.resolve("x").toString(), "--progress-s", "0"}))).getMessage();
         assertTrue(m.contains("--max-minutes 1"), m);
         assertTrue(!Files.exists(dir.resolve("x").resolve("results.csv")));

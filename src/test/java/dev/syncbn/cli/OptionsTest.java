@@ -41,4 +41,32 @@ class OptionsTest {
         m = assertThrows(IllegalArgumentException.class, () -> dev.syncbn.nn.BnMode.parse("group:0", 2)).getMessage();
         assertTrue(m.contains("at least 1"), m);
     }
+
+    @Test
+    void anOptionOfAnotherCommandIsRefusedNamingTheCommandsThatTakeIt() {
+        // The reproduction: train given bench's, train-local's and prepare's options.
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> Options.parse("train", new String[] {"--threads", "2", "--batch", "128", "--files", "9"})).getMessage();
+        assertTrue(m.startsWith("not options of train") && m.contains("--batch (train-local, bench)") && m.contains("--files (prepare)"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> Options.parse("evaluate", new String[] {"--epochs", "2"})).getMessage();
+        assertTrue(m.contains("--epochs (train, train-local, compare-bn)") && m.endsWith("see syncbn evaluate --help"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> Options.parse("train", new String[] {"--epoch", "2"})).getMessage();
+        assertTrue(m.contains("unknown option --epoch (did you mean --epochs?)"), m);
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> Options.parse("tarin", new String[0])).getMessage().contains("unknown command 'tarin'"));
+        assertEquals("2", Options.parse("train", new String[] {"--threads", "2", "--bn", "local"}).get("threads"));
+        // Every option belongs to at least one command, and each command's usage lists only its own.
+        for (Options.Option o : Options.ALL) {
+            assertTrue(Options.COMMANDS.stream().anyMatch(o::of), "--" + o.name() + " belongs to no command");
+        }
+        String usage = Options.usage("prepare");
+        assertTrue(usage.contains("--files") && usage.contains("--input") && !usage.contains("--epochs"), usage);
+    }
+
+    @Test
+    void versionIsThePomsVersion() throws Exception {
+        String pom = Files.readString(Path.of("pom.xml"));
+        int artifact = pom.indexOf("<artifactId>syncbn</artifactId>");
+        int from = pom.indexOf("<version>", artifact) + "<version>".length();
+        assertEquals(pom.substring(from, pom.indexOf("</version>", from)), Main.VERSION);
+    }
 }

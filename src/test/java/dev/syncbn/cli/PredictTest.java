@@ -38,7 +38,7 @@ class PredictTest {
         TrainJob.local(TrainConfig.from(Options.defaults().set("epochs", "1").set("max-train", "1024").set("model-out", model).set("progress-s", "0")),
                 TestData.train(), TestData.test().head(100), conf);
         String[] args = {"--model", model, "--data", TestData.DIR, "--output", out, "--master", "local[2]"};
-        Main.dispatch("predict", Options.parse(args));
+        Main.dispatch("predict", Options.parse("predict", args));
 
         ModelFile m = ModelFile.load(model, conf);
         Dataset test = TestData.test();
@@ -63,7 +63,7 @@ class PredictTest {
             }
             assertEquals(expectedCorrect, correct, "the same predictions as the single-process evaluation");
         }
-        String m2 = assertThrows(java.io.IOException.class, () -> Main.dispatch("predict", Options.parse(args))).getMessage();
+        String m2 = assertThrows(java.io.IOException.class, () -> Main.dispatch("predict", Options.parse("predict", args))).getMessage();
         assertTrue(m2.contains(out) && m2.contains("--overwrite"), m2);
     }
 
