@@ -47,6 +47,25 @@ submit_main() {
 submit_class() {
   local main="$1"
   shift
+  # Spark properties as spark-submit takes them: --conf key=value (repeatable) goes to spark-submit, the
+  # rest to the program; the properties file must exist.
+  local spark_conf=() app_args=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --conf)
+        [ $# -ge 2 ] && [[ "$2" == *=* ]] || { echo "error: --conf takes key=value (a Spark property), got '${2:-}'" >&2; exit 2; }
+        spark_conf+=(--conf "$2"); shift 2 ;;
+      --conf=*)
+        [[ "${1#--conf=}" == *=* ]] || { echo "error: --conf takes key=value (a Spark property), got '${1#--conf=}'" >&2; exit 2; }
+        spark_conf+=(--conf "${1#--conf=}"); shift ;;
+      *) app_args+=("$1"); shift ;;
+    esac
+  done
+  set -- "${app_args[@]+"${app_args[@]}"}"
+  if [ ! -f "$SPARK_PROPERTIES" ]; then
+    echo "error: the Spark properties file $SPARK_PROPERTIES does not exist (set by SYNCBN_SPARK_PROPERTIES, default conf/local.properties)" >&2
+    exit 2
+  fi
   build_if_needed
   if [ -n "${SPARK_HOME:-}" ]; then
     # a real Spark distribution: ship the self-contained application jar (Spark and Hadoop provided)
@@ -54,11 +73,11 @@ submit_class() {
       echo "building the cluster jar (mvn -Pcluster package) ..." >&2
       (cd "$ROOT" && mvn -q -B -Pcluster -DskipTests package) >&2
     fi
-    exec "$SPARK_HOME/bin/spark-submit" --properties-file "$SPARK_PROPERTIES" \
+    exec "$SPARK_HOME/bin/spark-submit" --properties-file "$SPARK_PROPERTIES" "${spark_conf[@]+"${spark_conf[@]}"}" \
       --driver-java-options "-Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties" \
       --class "$main" "$CLUSTER_JAR" "$@"
   fi
   # shellcheck disable=SC2086
-  exec java $JAVA_OPTS org.apache.spark.deploy.SparkSubmit --properties-file "$SPARK_PROPERTIES" \
+  exec java $JAVA_OPTS org.apache.spark.deploy.SparkSubmit --properties-file "$SPARK_PROPERTIES" "${spark_conf[@]+"${spark_conf[@]}"}" \
     --class "$main" "$JAR" "$@"
 }
