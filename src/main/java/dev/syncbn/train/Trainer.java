@@ -52,6 +52,24 @@ public final class Trainer {
     }
 
     public Outcome run() throws Exception {
+        try (RunLock lock = RunLock.acquire(List.of(cfg.checkpointDir(), cfg.metricsOut(), cfg.stepLog(), cfg.modelOut()), conf)) {
+            Outcome outcome = train();
+            printOutputs();
+            return outcome;
+        }
+    }
+
+    /** Where every output of the run went, in one place at the end. */
+    private void printOutputs() {
+        List<String> outputs = new ArrayList<>();
+        if (!cfg.metricsOut().isEmpty()) outputs.add("metrics " + cfg.metricsOut());
+        if (!cfg.stepLog().isEmpty()) outputs.add("step log " + cfg.stepLog());
+        if (!cfg.checkpointDir().isEmpty()) outputs.add("checkpoints " + cfg.checkpointDir());
+        if (!cfg.modelOut().isEmpty()) outputs.add("model " + cfg.modelOut());
+        System.out.println(outputs.isEmpty() ? "outputs: none (see --metrics-out, --step-log, --checkpoint-dir, --model-out)" : "outputs: " + String.join(", ", outputs));
+    }
+
+    private Outcome train() throws Exception {
         int start = 1;
         long stepsBefore = 0;
         if (cfg.resume()) {

@@ -43,6 +43,31 @@ class TrainerTest {
         assertTrue(lines.get(2).startsWith("2,"));
     }
 
+    /**
+     * A second run on the same outputs is refused while the first runs (here: a lock whose owner is this
+     * live process), naming the holder; a lock whose process has ended is taken over; a finished run
+     * leaves no lock.
+     */
+    @Test
+    void aRunLocksItsOutputs() throws Exception {
+        Dataset train = TestData.train().head(64), test = TestData.test().head(32);
+        String metrics = dir.resolve("m.csv").toString(), ckpt = dir.resolve("ckpt").toString();
+        java.nio.file.Path lock = dir.resolve("m.csv.lock");
+        String host = java.net.InetAddress.getLocalHost().getHostName();
+        Files.writeString(lock, host + " " + ProcessHandle.current().pid() + " 2026-11-30T00:00:00Z\n");
+        String m = assertThrows(java.io.IOException.class, () -> run(train, test, 1, 1, ckpt, false, metrics, null)).getMessage();
+        assertTrue(m.contains("another run holds") && m.contains("m.csv.lock") && m.contains(Long.toString(ProcessHandle.current().pid())), m);
+        assertTrue(Files.exists(lock), "the other run's lock stays");
+        assertTrue(!Files.exists(dir.resolve("ckpt.lock")), "a refused run leaves none of its own locks");
+        assertTrue(!Files.exists(dir.resolve("m.csv")), "and writes nothing");
+
+        Process ended = new ProcessBuilder("true").start();
+        ended.waitFor();
+        Files.writeString(lock, host + " " + ended.pid() + " 2026-11-30T00:00:00Z\n");
+        assertEquals(1, run(train, test, 1, 1, ckpt, false, metrics, null).size());
+        assertTrue(!Files.exists(lock) && !Files.exists(dir.resolve("ckpt.lock")), "no lock after the run");
+    }
+
     @Test
     void resumedRunEqualsUninterruptedRun() throws Exception {
         Dataset train = TestData.train().head(300), test = TestData.test().head(100);
