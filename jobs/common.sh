@@ -32,6 +32,8 @@ build_if_needed() {
 
 # Runs a command of the application in this JVM (no Spark cluster involved unless the command starts one).
 run_main() {
+  # These read prepared data with a local Spark session at most (see submit_class on SPARK_LOCAL_IP).
+  case "${1:-}" in train-local|bench) export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" ;; esac
   build_if_needed
   # shellcheck disable=SC2086
   exec java $JAVA_OPTS dev.syncbn.cli.Main "$@"
@@ -62,6 +64,11 @@ submit_class() {
     esac
   done
   set -- "${app_args[@]+"${app_args[@]}"}"
+  # In local mode the driver and executors share this machine: binding to the loopback address avoids
+  # Spark's warning that the hostname resolves to it (and its guess of another interface).
+  if [ -z "${SPARK_LOCAL_IP:-}" ] && [[ " $* " != *" --master "* ]] && grep -qE '^spark\.master[[:space:]]+local' "$SPARK_PROPERTIES" 2>/dev/null; then
+    export SPARK_LOCAL_IP=127.0.0.1
+  fi
   if [ ! -f "$SPARK_PROPERTIES" ]; then
     echo "error: the Spark properties file $SPARK_PROPERTIES does not exist (set by SYNCBN_SPARK_PROPERTIES, default conf/local.properties)" >&2
     exit 2
