@@ -38,7 +38,8 @@ public final class ParquetData {
             write(spark, test, new Path(tmp, "test").toString(), files);
             try (var marker = tmp.getFileSystem(conf).create(new Path(tmp, MARKER))) {
                 marker.write(("train " + train.size() + "\ntest " + test.size() + "\nshape " + train.channels() + "x" + train.height() + "x" + train.width()
-                        + "\nclasses " + Math.max(train.classes(), test.classes()) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                        + "\nclasses " + Math.max(train.classes(), test.classes()) + "\nfiles.train " + String.join(",", partFiles(new Path(tmp, "train"), conf))
+                        + "\nfiles.test " + String.join(",", partFiles(new Path(tmp, "test"), conf)) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
             }
         });
     }
@@ -65,8 +66,51 @@ public final class ParquetData {
         return frame(spark, DataSource.readSplits(dir, conf, () -> spark)[split.equals("train") ? 0 : 1]);
     }
 
-    /** What the marker of a prepared directory says: image counts and shape. */
-    public record Description(int trainSize, int testSize, int channels, int height, int width, int classes) {}
+    /** The Parquet files of a split directory, by name, sorted. */
+    static List<String> partFiles(Path splitDir, Configuration conf) throws IOException {
+        List<String> names = new ArrayList<>();
+        for (var st : splitDir.getFileSystem(conf).listStatus(splitDir)) {
+            if (st.isFile() && st.getPath().getName().endsWith(".parquet")) names.add(st.getPath().getName());
+        }
+        java.util.Collections.sort(names);
+        return names;
+    }
+
+    /**
+     * What the marker of a prepared directory says: image counts, shape, class count, and the files of
+     * each split (empty for data prepared before the marker listed them).
+     */
+    public record Description(int trainSize, int testSize, int channels, int height, int width, int classes, java.util.Map<String, List<String>> files) {}
+
+    /**
+     * Checks, before any training stage, that each split of prepared data is whole: every file the
+     * marker lists is there, and the rows add up to the marker's count. A deterministic fault found
+     * here ends the run with one message instead of failing the barrier stage and its relaunches.
+     */
+    public static void checkWhole(SparkSession spark, String dir, Description d) throws IOException {
+        Configuration conf = spark.sparkContext().hadoopConfiguration();
+        for (String split : List.of("train", "test")) {
+            Path path = new Path(dir, split);
+            List<String> listed = d.files().getOrDefault(split, List.of()), present = partFiles(path, conf);
+            List<String> missing = new ArrayList<>(listed);
+            missing.removeAll(present);
+            if (!missing.isEmpty()) {
+                throw new IOException(path + ": " + missing.size() + " of the " + listed.size() + " files prepare wrote are missing (" + String.join(", ", missing)
+                        + "); run prepare again");
+            }
+            long rows;
+            try {
+                rows = spark.read().schema(SCHEMA).parquet(path.toString()).count();
+            } catch (Exception e) { // Spark's SparkException is checked in Java and undeclared by Scala
+                throw new IOException(path + ": not readable as prepared Parquet data: " + e.getMessage(), e);
+            }
+            long expected = split.equals("train") ? d.trainSize() : d.testSize();
+            if (rows != expected) {
+                throw new IOException(path + ": " + rows + " images in " + present.size() + " files, but prepare wrote " + expected
+                        + " (" + new Path(dir, MARKER) + "); a file is missing, extra or damaged: run prepare again");
+            }
+        }
+    }
 
     public static Description describe(String dir, Configuration conf) throws IOException {
         Path marker = new Path(dir, MARKER);
@@ -80,8 +124,13 @@ public final class ParquetData {
         try {
             String[] shape = fields.get("shape").split("x");
             if (!fields.containsKey("classes")) throw new IOException(marker + ": written by an older prepare, without the class count; run prepare again");
+            java.util.Map<String, List<String>> files = new java.util.HashMap<>();
+            for (String split : List.of("train", "test")) {
+                String listed = fields.get("files." + split);
+                if (listed != null && !listed.isBlank()) files.put(split, List.of(listed.trim().split(",")));
+            }
             return new Description(Integer.parseInt(fields.get("train")), Integer.parseInt(fields.get("test")), Integer.parseInt(shape[0]),
-                    Integer.parseInt(shape[1]), Integer.parseInt(shape[2]), Integer.parseInt(fields.get("classes")));
+                    Integer.parseInt(shape[1]), Integer.parseInt(shape[2]), Integer.parseInt(fields.get("classes")), files);
         } catch (RuntimeException e) {
             throw new IOException(marker + ": not a marker written by prepare (" + fields + ")", e);
         }

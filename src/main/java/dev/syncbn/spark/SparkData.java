@@ -43,6 +43,7 @@ public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Bloc
         org.apache.hadoop.conf.Configuration conf = spark.sparkContext().hadoopConfiguration();
         if (DataSource.isPrepared(dir, conf)) {
             ParquetData.Description d = ParquetData.describe(dir, conf);
+            ParquetData.checkWhole(spark, dir, d);
             int trainSize = limit(d.trainSize(), maxTrain), testSize = limit(d.testSize(), maxTest);
             return new SparkData(Blocks.fromPrepared(spark, dir, "train", parts, trainSize, d), trainSize, Blocks.fromPrepared(spark, dir, "test", parts,
                     testSize, d), testSize, d.channels(), d.height(), d.width(), d.classes());

@@ -41,6 +41,36 @@ class ParquetDataTest {
         return new Dataset(pixels, labels, 3, 4, 5, 10);
     }
 
+    /** A prepared split missing a file, or holding another count of rows, is refused before training, naming it. */
+    @Test
+    void anIncompletePreparedSplitIsNamedBeforeAnyTrainingStage() throws IOException {
+        String out = dir.resolve("whole").toString();
+        ParquetData.prepare(spark, generated(40, 5), generated(12, 6), out, 3, false);
+        var conf = spark.sparkContext().hadoopConfiguration();
+        ParquetData.Description d = ParquetData.describe(out, conf);
+        assertEquals(3, d.files().get("train").size());
+        ParquetData.checkWhole(spark, out, d); // whole: no complaint
+        assertEquals(40, dev.syncbn.spark.SparkData.load(spark, out, 2, 0, 0).trainSize());
+
+        java.nio.file.Path gone;
+        try (var parts = Files.list(dir.resolve("whole/train"))) {
+            gone = parts.filter(p -> p.toString().endsWith(".parquet")).sorted().toList().get(1);
+        }
+        java.nio.file.Path kept = dir.resolve("kept.parquet");
+        Files.move(gone, kept);
+        String m = assertThrows(IOException.class, () -> dev.syncbn.spark.SparkData.load(spark, out, 2, 0, 0)).getMessage();
+        assertTrue(m.contains("1 of the 3 files prepare wrote are missing") && m.contains(gone.getFileName().toString()), m);
+
+        // The file back, but one of the test split's files duplicated under another name: the count no longer adds up.
+        Files.move(kept, gone);
+        try (var parts = Files.list(dir.resolve("whole/test"))) {
+            java.nio.file.Path first = parts.filter(p -> p.toString().endsWith(".parquet")).sorted().findFirst().orElseThrow();
+            Files.copy(first, dir.resolve("whole/test/part-99999-copy.snappy.parquet"));
+        }
+        m = assertThrows(IOException.class, () -> ParquetData.checkWhole(spark, out, ParquetData.describe(out, conf))).getMessage();
+        assertTrue(m.contains("whole/test") && m.contains("but prepare wrote 12") && m.contains("run prepare again"), m);
+    }
+
     @Test
     void preparedDataReadsBackInOrderAndIsNotOverwrittenUnlessAsked() throws IOException {
         Dataset train = generated(50, 1), test = generated(20, 2);
