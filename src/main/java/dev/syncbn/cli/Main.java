@@ -226,7 +226,7 @@ public final class Main {
     static void bench(Options o) throws Exception {
         int threads = o.getInt("threads", 1), batch = o.getInt("batch", 1);
         int warmup = o.getInt("warmup-steps", 0), steps = o.getInt("steps", 1);
-        Backend.init(threads);
+        Backend.init();
         System.out.println("ND4J oneDNN build: " + Backend.isOneDnn() + ", threads " + threads);
         Dataset[] data = DataSource.readSplits(o.get("data"), new Configuration(), Main::localSpark);
         try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {

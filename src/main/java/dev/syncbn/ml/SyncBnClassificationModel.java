@@ -195,7 +195,7 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
 
         @Override
         public Iterator<Row> call(Iterator<Row> rows) {
-            Backend.init(threads);
+            Backend.init();
             ConvNet net = new ConvNet(spec, BATCH, threads, DataType.FLOAT);
             net.params.copyFrom(weights.value()[0]);
             net.state.copyFrom(weights.value()[1]);

@@ -31,11 +31,11 @@ public final class Backend {
 
     /**
      * Makes ND4J's ops single-threaded, and warns loudly if the oneDNN build did not load or if OpenMP's
-     * threads would spin between ops. A network of `threads` threads runs that many shards of its batch,
+     * threads would spin between ops. A network of T threads runs T shards of its batch,
      * each calling ND4J from its own thread (see ConvNet): ops that split themselves over the cores too
      * would only compete with the other shards.
      */
-    public static void init(int threads) {
+    public static void init() {
         setOpThreads(1);
         if (!isOneDnn()) {
             System.err.println("WARNING ***********************************************************************");

@@ -3,8 +3,6 @@ package dev.syncbn.nn;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.BrokenBarrierException;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -167,6 +165,13 @@ public final class ConvNet implements AutoCloseable {
         }
     }
 
+    /** What a shard throws when another shard's failure released it from the BN reduction. */
+    private static final class ReleasedByAnotherShard extends IllegalStateException {
+        ReleasedByAnotherShard() {
+            super("another shard failed in this step");
+        }
+    }
+
     /**
      * The shards' BN reduction: each shard's sums are added in shard order, the total goes once through
      * the network's reducer (another replica's, in a distributed run), and every shard gets the result.
@@ -205,7 +210,7 @@ public final class ConvNet implements AutoCloseable {
         }
 
         private synchronized void await() {
-            if (failed) throw new IllegalStateException("another shard failed in this step");
+            if (failed) throw new ReleasedByAnotherShard();
             if (++arrived == parties) {
                 arrived = 0;
                 generation++;
@@ -220,7 +225,7 @@ public final class ConvNet implements AutoCloseable {
                 fail();
                 throw new IllegalStateException("interrupted in the shards' BN reduction", e);
             }
-            if (generation == mine) throw new IllegalStateException("another shard failed in this step");
+            if (generation == mine) throw new ReleasedByAnotherShard();
         }
 
         /** A shard failed: every other shard waiting, or arriving later in this step, fails too. */
@@ -262,7 +267,7 @@ public final class ConvNet implements AutoCloseable {
     public Buf forward(int n, boolean training) {
         checkBatch(n);
         if (shards.length == 1) return lastLogits = shards[0].forward(n, training);
-        runShards(n, null, (shard, count) -> shard.forward(count, training));
+        runShards(n, null, (i, count) -> shards[i].forward(count, training));
         return gatherLogits(n);
     }
 
@@ -279,7 +284,7 @@ public final class ConvNet implements AutoCloseable {
             return r;
         }
         SoftmaxCrossEntropy.Result[] results = new SoftmaxCrossEntropy.Result[shards.length];
-        runShards(n, labels, (shard, count) -> results[indexOf(shard)] = shard.trainStep(count, normalizer));
+        runShards(n, labels, (i, count) -> results[i] = shards[i].trainStep(count, normalizer));
         double lossSum = 0;
         int correct = 0;
         for (int i = 0; i < shards.length; i++) {
@@ -292,12 +297,7 @@ public final class ConvNet implements AutoCloseable {
     }
 
     private interface ShardWork {
-        void run(Shard shard, int count);
-    }
-
-    private int indexOf(Shard shard) {
-        for (int i = 0; i < shards.length; i++) if (shards[i] == shard) return i;
-        throw new IllegalStateException();
+        void run(int shard, int count);
     }
 
     private int from(int n, int shard) {
@@ -312,13 +312,13 @@ public final class ConvNet implements AutoCloseable {
         Throwable failure = null;
         for (int i = shards.length - 1; i >= 0; i--) {
             Shard shard = shards[i];
-            int lo = from(n, i), count = from(n, i + 1) - lo;
+            int index = i, lo = from(n, i), count = from(n, i + 1) - lo;
             if (count > 0) shard.input.view((long) count * size).assign(input.slice((long) lo * size, (long) count * size));
             if (labels != null) System.arraycopy(labels, lo, shard.labels, 0, count);
             Runnable task = () -> {
                 try {
                     Backend.limitThisThread(1);
-                    work.run(shard, count);
+                    work.run(index, count);
                 } catch (RuntimeException | Error e) {
                     shardSums.fail();
                     throw e;
@@ -339,7 +339,7 @@ public final class ConvNet implements AutoCloseable {
                 f.get();
             } catch (ExecutionException e) {
                 // The first failure is the cause; the others are shards released by it.
-                if (failure == null || failure.getMessage() != null && failure.getMessage().startsWith("another shard failed")) failure = e.getCause();
+                if (failure == null || failure instanceof ReleasedByAnotherShard) failure = e.getCause();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 if (failure == null) failure = e;

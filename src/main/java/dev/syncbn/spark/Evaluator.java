@@ -38,7 +38,7 @@ public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, 
 
     @Override
     public Iterator<Totals> call(Iterator<Blocks.Block> blocks) {
-        Backend.init(threads);
+        Backend.init();
         long[] confusion = new long[spec.classes() * spec.classes()];
         Engine.Totals total = new Engine.Totals(0, 0, 0);
         List<Blocks.Block> mine = new ArrayList<>();

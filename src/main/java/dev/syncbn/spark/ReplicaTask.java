@@ -54,7 +54,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
     private void run(int rank, int attempt, java.util.Iterator<Blocks.Part> parts, TaskContext ctx) throws Exception {
         int w = job.workers(), b = job.batchPerWorker();
         Dataset mine = Blocks.merge(parts, Sampler.countFor(rank, job.trainSize(), w), job.spec());
-        Backend.init(job.threads());
+        Backend.init();
         try (ConvNet net = new ConvNet(job.spec(), b, job.threads(), DataType.FLOAT);
                 CoordinatorClient client = new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), rank, job.epoch(), attempt, net.paramCount(),
                         net.state.length(), job.spec().convWidths(), ctx::isInterrupted)) {

@@ -166,7 +166,7 @@ public final class SparkEngine implements Engine {
         NetSpec spec = this.spec;
         float[] params = net.params.toFloats(), state = net.state.toFloats();
         double[] sums = trainBlocks.map(block -> {
-            dev.syncbn.nn.Backend.init(threads);
+            dev.syncbn.nn.Backend.init();
             try (ConvNet replica = new ConvNet(spec, b, threads, DataType.FLOAT)) {
                 replica.params.copyFrom(params);
                 replica.state.copyFrom(state);

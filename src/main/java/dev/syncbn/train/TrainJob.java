@@ -20,7 +20,7 @@ public final class TrainJob {
 
     /** One process, no Spark: the reference trainer. */
     public static Trainer.Outcome local(TrainConfig c, Dataset train, Dataset test, Configuration conf) throws Exception {
-        Backend.init(c.threads());
+        Backend.init();
         Dataset trainPart = train.head(SparkData.limit(train.size(), c.maxTrain())), testPart = test.head(SparkData.limit(test.size(), c.maxTest()));
         System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", trainPart.size(), testPart.size(), c.batch(),
                 c.threads());
