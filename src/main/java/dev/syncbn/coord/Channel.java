@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.util.concurrent.atomic.LongAdder;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
 import javax.crypto.Mac;
@@ -16,10 +17,11 @@ import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * One authenticated connection between a replica and the coordination service.
+ * One authenticated connection between a party (a replica, or an executor's hub speaking for the
+ * replicas in its JVM) and the coordination service.
  *
- * The handshake proves that both sides hold the run's key without sending it: the replica's hello
- * (rank, epoch, stage attempt, whether frames are encrypted, a fresh nonce), then the service's
+ * The handshake proves that both sides hold the run's key without sending it: the party's hello
+ * (the ranks it speaks for, epoch, stage attempt, whether frames are encrypted, a fresh nonce), then the service's
  * challenge (its own nonce and HMAC-SHA256(key, "server" | transcript)), then the replica's proof
  * (HMAC-SHA256(key, "client" | transcript)), where the transcript is the hello and the service's
  * nonce. Each direction then gets its own AES-256 key, HMAC-SHA256(key, "c2s" or "s2c" | transcript).
@@ -41,10 +43,13 @@ final class Channel {
     private long sent, received;
     private final Cipher cipher;
     private byte[] lastPlain; // the last frame read before the keys exist: the hello, for the transcript
+    private final LongAdder bytesIn, bytesOut; // whole frames, length prefix and seal included
 
-    private Channel(DataInputStream in, DataOutputStream out) {
+    private Channel(DataInputStream in, DataOutputStream out, LongAdder bytesIn, LongAdder bytesOut) {
         this.in = in;
         this.out = out;
+        this.bytesIn = bytesIn;
+        this.bytesOut = bytesOut;
         try {
             cipher = Cipher.getInstance("AES/GCM/NoPadding");
         } catch (GeneralSecurityException e) {
@@ -52,17 +57,18 @@ final class Channel {
         }
     }
 
-    /** What a replica's hello claims, once its proof has checked out. */
-    record Hello(int rank, int epoch, int attempt) {}
+    /** What a party's hello claims, once its proof has checked out: the ranks it speaks for (ascending, checked by the service), epoch, attempt. */
+    record Hello(int[] ranks, int epoch, int attempt) {}
 
     /** A channel on which the service accepted a replica; hello is what the replica proved it holds the key for. */
     record Accepted(Channel channel, Hello hello) {}
 
     /** The replica's side of the handshake. */
-    static Channel connect(DataInputStream in, DataOutputStream out, byte[] key, int rank, int epoch, int attempt, boolean encrypt) throws IOException {
-        Channel c = new Channel(in, out);
+    static Channel connect(DataInputStream in, DataOutputStream out, byte[] key, int[] ranks, int epoch, int attempt, boolean encrypt) throws IOException {
+        Channel c = new Channel(in, out, new LongAdder(), new LongAdder());
         Wire.Out hello = new Wire.Out(Wire.HELLO);
-        hello.data.writeInt(rank);
+        hello.data.writeInt(ranks.length);
+        for (int rank : ranks) hello.data.writeInt(rank);
         hello.data.writeInt(epoch);
         hello.data.writeInt(attempt);
         hello.data.writeBoolean(encrypt);
@@ -86,12 +92,21 @@ final class Channel {
         return c;
     }
 
-    /** The service's side of the handshake: refuses a replica that cannot prove it holds the key, or that disagrees about encryption. */
-    static Accepted accept(DataInputStream in, DataOutputStream out, byte[] key, boolean encrypt) throws IOException {
-        Channel c = new Channel(in, out);
-        DataInputStream hello = c.receivePlain(1 + 12 + 1 + NONCE_BYTES);
+    /**
+     * The service's side of the handshake: refuses a party that cannot prove it holds the key, that
+     * disagrees about encryption, or that claims more than maxRanks ranks. Counts the bytes of every
+     * frame in bytesIn and bytesOut.
+     */
+    static Accepted accept(DataInputStream in, DataOutputStream out, byte[] key, boolean encrypt, int maxRanks, LongAdder bytesIn, LongAdder bytesOut)
+            throws IOException {
+        Channel c = new Channel(in, out, bytesIn, bytesOut);
+        DataInputStream hello = c.receivePlain(1 + 4 + 4 * maxRanks + 8 + 1 + NONCE_BYTES);
         if (Wire.type(hello) != Wire.HELLO) throw new Wire.ProtocolException("first frame is not a hello");
-        int rank = hello.readInt(), epoch = hello.readInt(), attempt = hello.readInt();
+        int count = hello.readInt();
+        if (count < 1 || count > maxRanks) throw new Wire.ProtocolException("a hello for " + count + " ranks (the run has " + maxRanks + ")");
+        int[] ranks = new int[count];
+        for (int i = 0; i < count; i++) ranks[i] = hello.readInt();
+        int epoch = hello.readInt(), attempt = hello.readInt();
         boolean wantsEncryption = hello.readBoolean();
         hello.readFully(new byte[NONCE_BYTES]);
         Wire.expectEnd(hello);
@@ -112,7 +127,7 @@ final class Channel {
                     + (encrypt ? "does" : "does not"));
         }
         c.protect(hmac(key, "s2c", transcript), hmac(key, "c2s", transcript), encrypt);
-        return new Accepted(c, new Hello(rank, epoch, attempt));
+        return new Accepted(c, new Hello(ranks, epoch, attempt));
     }
 
     private void protect(byte[] send, byte[] receive, boolean encrypt) {
@@ -177,6 +192,7 @@ final class Channel {
         out.writeInt(payload.length);
         out.write(payload);
         out.flush();
+        bytesOut.add(4 + payload.length);
     }
 
     private DataInputStream receivePlain(int maxLength) throws IOException {
@@ -189,6 +205,7 @@ final class Channel {
         if (length < 1 || length > maxLength) throw new Wire.ProtocolException("frame of " + length + " bytes (limit " + maxLength + ")");
         byte[] frame = new byte[length];
         in.readFully(frame);
+        bytesIn.add(4 + length);
         return frame;
     }
 

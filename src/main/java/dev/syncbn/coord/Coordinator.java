@@ -14,15 +14,19 @@ import java.net.Socket;
 import java.security.SecureRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.logging.Logger;
 
 /**
- * The driver's coordination service for one training run. The W replicas of a barrier stage connect,
- * prove that they hold the run's key (Channel: the key never crosses the wire, and every later frame is
- * sealed), and then per step (1) all-reduce their BN statistics within their sync
- * group (sum, in rank order, so the result does not depend on arrival order) and (2) hand in their
- * gradients; when all W gradients of a step are in, the StepHandler (the driver: sum, Adam) returns the
- * new parameters, which every replica receives.
+ * The driver's coordination service for one training run. The W replicas of a barrier stage connect as
+ * parties: each executor's hub speaks for the replicas in its JVM (which summed their parts there
+ * first), so the driver's traffic grows with the executors, not the replicas; a party may also be a
+ * single replica. A party proves that it holds the run's key (Channel: the key never crosses the wire,
+ * and every later frame is sealed), and then per step (1) all-reduces the BN statistics of the sync
+ * groups it shares with other parties (summed in the order of the parties' lowest ranks, so the result
+ * does not depend on arrival order) and (2) hands in its replicas' summed gradient; when every rank's
+ * gradient of a step is in, the StepHandler (the driver: sum, Adam) returns the new parameters, which
+ * every party receives once.
  *
  * The driver owns the step counter: a relaunched stage attempt is told the current step and gets the
  * current parameters, and whatever the failed attempt left half-done is dropped. Frames from a stale
@@ -44,6 +48,7 @@ public final class Coordinator implements AutoCloseable {
     }
 
     private final int workers, paramCount, stateCount, maxFrame;
+    private final BnMode bn;
     private final byte[] key;
     private final boolean encrypt;
     private final ServerSocket server;
@@ -60,12 +65,14 @@ public final class Coordinator implements AutoCloseable {
     private int epoch = -1, stepsInEpoch, step, attempt = -1;
     private float[] params;
     private byte[] paramsPayload; // the PARAMS reply for the current parameters, built once for all replicas
-    private float[][] replicaStates;
+    private float[] state; // the replicas' running statistics, averaged (see StepAggregator.StepReport)
     private final StepAggregator aggregator;
     private long lastStepEnd; // nanoTime when the last step (or the attempt) began
     private final boolean[] connected; // ranks with a live connection in the current attempt
     private Throwable failure;
     private volatile Runnable onFailure = () -> {};
+    private final LongAdder bytesIn = new LongAdder(), bytesOut = new LongAdder(),
+            connectionCpuNanos = new LongAdder();
 
     /** A service with a fresh random key and integrity-only frames (tests, benchmarks). */
     public Coordinator(String bindHost, int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) throws IOException {
@@ -87,7 +94,11 @@ public final class Coordinator implements AutoCloseable {
         this.workers = workers;
         this.paramCount = paramCount;
         this.stateCount = stateCount;
-        this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
+        this.bn = bn;
+        int widest = 0;
+        for (int c : bnChannels) widest = Math.max(widest, c);
+        // a gradient frame, or a BN frame with a sum for each of (at most) W groups
+        this.maxFrame = 128 + Math.max(4 * (paramCount + stateCount), 8 * workers * (2 * widest + 1));
         this.aggregator = new StepAggregator(workers, bn, paramCount, stateCount, bnChannels);
         this.connected = new boolean[workers];
         server = new ServerSocket();
@@ -111,17 +122,13 @@ public final class Coordinator implements AutoCloseable {
         return key.clone();
     }
 
-    /**
-     * Opens an epoch of stepsInEpoch steps, starting at step startStep, from these parameters and
-     * per-replica running statistics.
-     */
-    public synchronized void startEpoch(int epoch, int stepsInEpoch, int startStep, float[] params, float[][] replicaStates, StepHandler handler) {
+    /** Opens an epoch of stepsInEpoch steps, starting at step startStep, from these parameters and running statistics. */
+    public synchronized void startEpoch(int epoch, int stepsInEpoch, int startStep, float[] params, float[] state, StepHandler handler) {
         this.epoch = epoch;
         this.stepsInEpoch = stepsInEpoch;
         this.step = startStep;
         this.params = params.clone();
-        this.replicaStates = new float[workers][];
-        for (int r = 0; r < workers; r++) this.replicaStates[r] = replicaStates[r].clone();
+        this.state = state.clone();
         this.handler = handler;
         this.attempt = -1;
         this.failure = null;
@@ -135,10 +142,19 @@ public final class Coordinator implements AutoCloseable {
         return step;
     }
 
-    public synchronized float[][] replicaStates() {
-        float[][] out = new float[workers][];
-        for (int r = 0; r < workers; r++) out[r] = replicaStates[r].clone();
-        return out;
+    /** The replicas' running statistics after the last step, averaged over the replicas. */
+    public synchronized float[] state() {
+        return state.clone();
+    }
+
+    /** Bytes received and sent by the service since it started (frames with their length and seal), for benchmarks. */
+    public long[] bytesMoved() {
+        return new long[] {bytesIn.sum(), bytesOut.sum()};
+    }
+
+    /** CPU time of the connection threads that have ended (a benchmark's measure of the driver's work). */
+    public long connectionCpuNanos() {
+        return connectionCpuNanos.sum();
     }
 
     /** Called (on a thread of its own) when the step handler fails: the failure is the driver's and deterministic, so retrying the stage is pointless. */
@@ -167,20 +183,23 @@ public final class Coordinator implements AutoCloseable {
         }
     }
 
-    /** One replica's connection: hello, then BN and gradient frames until it closes. */
+    /** One party's connection: hello, then BN and gradient frames until it closes. */
     private void serve(Socket socket) {
         String who = socket.getRemoteSocketAddress().toString();
+        java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+        long cpu0 = cpu.getCurrentThreadCpuTime();
         try (socket) {
             socket.setTcpNoDelay(true);
             socket.setSendBufferSize(Wire.SOCKET_BUFFER);
             socket.setSoTimeout(30_000); // a silent stranger does not hold a thread for ever
             DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
-            Channel.Accepted accepted = Channel.accept(in, out, key, encrypt);
+            Channel.Accepted accepted = Channel.accept(in, out, key, encrypt, workers, bytesIn, bytesOut);
             Channel channel = accepted.channel();
-            int rank = accepted.hello().rank(), helloEpoch = accepted.hello().epoch(), helloAttempt = accepted.hello().attempt();
-            who = "replica " + rank + " (" + who + ", attempt " + helloAttempt + ")";
-            welcome(rank, helloEpoch, helloAttempt, channel);
+            int[] ranks = accepted.hello().ranks();
+            int helloEpoch = accepted.hello().epoch(), helloAttempt = accepted.hello().attempt();
+            who = "ranks " + java.util.Arrays.toString(ranks) + " (" + who + ", attempt " + helloAttempt + ")";
+            welcome(ranks, helloEpoch, helloAttempt, channel);
             try {
                 socket.setSoTimeout(0); // from here on the replica's own compute sets the pace
                 while (true) {
@@ -191,26 +210,28 @@ public final class Coordinator implements AutoCloseable {
                         return; // the replica is done (or gone)
                     }
                     byte type = Wire.type(frame);
-                    if (type == Wire.BN) onBn(rank, helloAttempt, frame, channel);
-                    else if (type == Wire.GRAD) onGrad(rank, helloAttempt, frame, channel);
+                    if (type == Wire.BN) onBn(ranks, helloAttempt, frame, channel);
+                    else if (type == Wire.GRAD) onGrad(ranks, helloAttempt, frame, channel);
                     else throw new Wire.ProtocolException("unexpected frame type " + type);
                 }
             } finally {
                 // the rank is free again before the socket closes, so whoever sees it close may reconnect at once
                 synchronized (this) {
-                    if (helloAttempt == attempt) connected[rank] = false;
+                    if (helloAttempt == attempt) for (int r : ranks) connected[r] = false;
                 }
             }
         } catch (IOException | RuntimeException | InterruptedException e) {
             if (!closed) LOG.warning("coordinator: dropped " + who + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()));
+        } finally {
+            connectionCpuNanos.add(cpu.getCurrentThreadCpuTime() - cpu0);
         }
     }
 
-    private void welcome(int rank, int helloEpoch, int helloAttempt, Channel channel) throws IOException {
+    private void welcome(int[] ranks, int helloEpoch, int helloAttempt, Channel channel) throws IOException {
         float[] p, st;
         int start;
         synchronized (this) {
-            if (rank < 0 || rank >= workers) throw new Wire.ProtocolException("rank " + rank + " of " + workers);
+            aggregator.checkParty(ranks);
             if (helloEpoch != epoch) throw new Wire.ProtocolException("hello for epoch " + helloEpoch + ", the run is in epoch " + epoch);
             if (helloAttempt < attempt) throw new Wire.ProtocolException("stale stage attempt " + helloAttempt + " (now " + attempt + ")");
             if (helloAttempt > attempt) {
@@ -220,10 +241,10 @@ public final class Coordinator implements AutoCloseable {
                 clearPending();
                 notifyAll();
             }
-            if (connected[rank]) throw new Wire.ProtocolException("rank " + rank + " is already connected in attempt " + attempt);
-            connected[rank] = true;
+            for (int r : ranks) if (connected[r]) throw new Wire.ProtocolException("rank " + r + " is already connected in attempt " + attempt);
+            for (int r : ranks) connected[r] = true;
             p = params;
-            st = replicaStates[rank];
+            st = state;
             start = step;
         }
         Wire.Out w = new Wire.Out(Wire.WELCOME);
@@ -238,17 +259,17 @@ public final class Coordinator implements AutoCloseable {
         }
     }
 
-    private void onBn(int rank, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
+    private void onBn(int[] ranks, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt(), layer = frame.readInt();
         boolean forward = frame.readBoolean();
-        double[] sums = Wire.doubles(frame, aggregator.bnLength(layer, forward));
+        double[] sums = Wire.doubles(frame, StepAggregator.sharedGroups(bn, ranks).length * aggregator.bnLength(layer, forward));
         Wire.expectEnd(frame);
         double[] result;
         synchronized (this) {
             checkLive(myAttempt, frameEpoch, frameStep);
-            aggregator.addBn(frameStep, layer, forward, rank, sums);
-            if (aggregator.bnSum(frameStep, layer, forward, rank) != null) notifyAll();
-            while ((result = aggregator.bnSum(frameStep, layer, forward, rank)) == null) {
+            aggregator.addBn(frameStep, layer, forward, ranks, sums);
+            if (aggregator.bnSums(frameStep, layer, forward, ranks) != null) notifyAll();
+            while ((result = aggregator.bnSums(frameStep, layer, forward, ranks)) == null) {
                 wait();
                 checkLive(myAttempt, frameEpoch, frameStep);
             }
@@ -256,19 +277,19 @@ public final class Coordinator implements AutoCloseable {
         channel.send(new Wire.Out(Wire.BN_SUM).doubles(result));
     }
 
-    private void onGrad(int rank, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
+    private void onGrad(int[] ranks, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt();
         long count = frame.readLong();
         double lossSum = frame.readDouble();
         long right = frame.readLong();
         double compute = frame.readDouble(), bnWait = frame.readDouble();
         float[] grad = Wire.floats(frame, paramCount);
-        float[] state = Wire.floats(frame, stateCount);
+        float[] stateSum = Wire.floats(frame, stateCount);
         Wire.expectEnd(frame);
         byte[] reply;
         synchronized (this) {
             checkLive(myAttempt, frameEpoch, frameStep);
-            if (aggregator.addGradient(rank, new StepAggregator.Contribution(count, lossSum, right, compute, bnWait, grad, state))) completeStep();
+            if (aggregator.addGradient(ranks, new StepAggregator.Contribution(count, lossSum, right, compute, bnWait, grad, stateSum))) completeStep();
             while (step == frameStep) {
                 wait();
                 if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
@@ -287,7 +308,7 @@ public final class Coordinator implements AutoCloseable {
             paramsPayload = new Wire.Out(Wire.PARAMS).floats(params).payload();
             long t1 = System.nanoTime();
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
-            replicaStates = report.states();
+            state = report.meanState();
             step++;
             handler.stepDone(report, new StepTimes(report.computeS(), report.bnWaitS(), Math.max(0, wall - report.computeS() - report.bnWaitS() - update), update));
         } catch (RuntimeException | IOException e) {

@@ -12,11 +12,13 @@ import java.net.Socket;
 import java.util.function.BooleanSupplier;
 
 /**
- * A replica's connection to the driver's Coordinator: the BN all-reduce (as the network's BnReducer)
- * and the per-step gradient hand-in. Reads block without a timeout; a watchdog closes the socket when
- * Spark kills the task, since a blocked socket read ignores thread interrupts.
+ * A party's connection to the driver's Coordinator: the BN all-reduce of the sync groups the party
+ * shares with others (for a party of one replica, exactly the network's BnReducer) and the per-step
+ * gradient hand-in. Reads block without a timeout; a watchdog closes the socket when Spark kills a task
+ * of the party, since a blocked socket read ignores thread interrupts.
  */
 public final class CoordinatorClient implements BnReducer, AutoCloseable {
+    /** Where the party starts: the driver's step, parameters and running statistics. */
     public record Welcome(int startStep, float[] params, float[] state) {}
 
     private final Socket socket;
@@ -24,18 +26,25 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
     private final DataOutputStream out;
     private final Channel channel;
     private final int epoch, paramCount, stateCount, maxFrame;
-    private final int[] bnChannels;
     private final Thread watchdog;
     private int step;
     private long bnWaitNanos;
 
+    /** A party of one replica. */
     public CoordinatorClient(String host, int port, byte[] key, boolean encrypt, int rank, int epoch, int attempt, int paramCount, int stateCount, int[] bnChannels,
             BooleanSupplier killed) throws IOException {
+        this(host, port, key, encrypt, new int[] {rank}, epoch, attempt, paramCount, stateCount, bnChannels, killed);
+    }
+
+    /** A party speaking for these ranks (ascending). */
+    public CoordinatorClient(String host, int port, byte[] key, boolean encrypt, int[] ranks, int epoch, int attempt, int paramCount, int stateCount,
+            int[] bnChannels, BooleanSupplier killed) throws IOException {
         this.epoch = epoch;
         this.paramCount = paramCount;
         this.stateCount = stateCount;
-        this.bnChannels = bnChannels;
-        this.maxFrame = 64 + 4 * (paramCount + stateCount) + 64;
+        int widest = 0;
+        for (int c : bnChannels) widest = Math.max(widest, c);
+        this.maxFrame = 128 + Math.max(4 * (paramCount + stateCount), 8 * ranks.length * (2 * widest + 1));
         socket = new Socket();
         socket.setReceiveBufferSize(Wire.SOCKET_BUFFER);
         socket.setSendBufferSize(Wire.SOCKET_BUFFER);
@@ -58,7 +67,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         }, "coordinator-client-watchdog");
         watchdog.setDaemon(true);
         watchdog.start();
-        channel = Channel.connect(in, out, key, rank, epoch, attempt, encrypt);
+        channel = Channel.connect(in, out, key, ranks, epoch, attempt, encrypt);
     }
 
     public Welcome welcome() throws IOException {
@@ -77,6 +86,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         return f;
     }
 
+    /** sums: for each sync group the party shares with other parties (ascending), its members' sums; replaced by the groups' totals. */
     @Override
     public void allReduce(int layer, boolean forward, double[] sums) {
         long t0 = System.nanoTime();
@@ -102,8 +112,8 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         return s;
     }
 
-    /** Hands in this replica's gradient of the current step; returns the parameters after the driver's update. */
-    public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
+    /** Hands in the party's gradient of the current step (summed over its replicas, as are the other figures); returns the parameters after the driver's update. */
+    public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] stateSum) throws IOException {
         Wire.Out f = new Wire.Out(Wire.GRAD);
         f.data.writeInt(epoch);
         f.data.writeInt(step);
@@ -112,7 +122,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         f.data.writeLong(correct);
         f.data.writeDouble(computeS);
         f.data.writeDouble(bnWaitS);
-        channel.send(f.floats(grads).floats(state));
+        channel.send(f.floats(grads).floats(stateSum));
         float[] params = Wire.floats(expect(Wire.PARAMS), paramCount);
         step++;
         return params;

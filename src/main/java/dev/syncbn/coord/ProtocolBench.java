@@ -1,73 +1,114 @@
 package dev.syncbn.coord;
 
 import dev.syncbn.nn.BnMode;
-
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * The coordination service alone, without any compute: W replica threads in this JVM run steps of the
- * default network's sizes (4 BN all-reduces in sync mode, then the gradient hand-in and the new
- * parameters) against a Coordinator on 127.0.0.1, with frames sealed (integrity) and with frames
- * encrypted too. What it prints is the floor of a step's non-compute time on this machine.
- * Usage: ProtocolBench [workers] [steps]
+ * The coordination service alone, without any compute: a scale model of E executors × R replicas, all
+ * threads of this JVM on 127.0.0.1, running steps of the default network's sizes (in sync mode 4 BN
+ * all-reduces, then the gradient hand-in and the new parameters) against a Coordinator, once with the
+ * replicas of an executor aggregated by its hub (one connection per executor) and once with a
+ * connection per replica. Prints per step: wall time (the floor of a step's non-compute time here),
+ * the driver's CPU time in its connection threads, and the bytes through the driver's socket each way.
+ * Usage: ProtocolBench [ExR,...] [steps] [--encrypt]    (default 1x2,2x1,2x4,4x4,8x8 and 200 steps)
  */
 public final class ProtocolBench {
     private ProtocolBench() {}
 
     public static void main(String[] args) throws Exception {
-        int workers = args.length > 0 ? Integer.parseInt(args[0]) : 2, steps = args.length > 1 ? Integer.parseInt(args[1]) : 500;
-        int paramCount, stateCount;
+        List<String> rest = new ArrayList<>(List.of(args));
+        boolean encrypt = rest.remove("--encrypt");
+        String[] configs = (rest.size() > 0 ? rest.get(0) : "1x2,2x1,2x4,4x4,8x8").split(",");
+        int steps = rest.size() > 1 ? Integer.parseInt(rest.get(1)) : 200;
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
+        int paramCount, stateCount;
         try (ConvNet net = new ConvNet(spec, 1, 1, DataType.FLOAT)) {
             paramCount = net.paramCount();
             stateCount = net.state.length();
         }
-        int[] channels = spec.convWidths();
-        for (String run : new String[] {"local", "sync", "local+enc", "sync+enc", "local", "sync", "local+enc", "sync+enc"}) {
-            String mode = run.replace("+enc", "");
-            boolean encrypt = run.endsWith("+enc");
-            BnMode bn = BnMode.parse(mode, workers);
-            try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
-                float[][] states = new float[workers][stateCount];
-                c.startEpoch(1, steps, 0, new float[paramCount], states, new Coordinator.StepHandler() {
-                    @Override
-                    public float[] apply(StepAggregator.StepReport r) {
-                        return new float[paramCount];
-                    }
-
-                    @Override
-                    public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {}
-                });
-                Thread[] replicas = new Thread[workers];
-                long t0 = System.nanoTime();
-                for (int r = 0; r < workers; r++) {
-                    int rank = r;
-                    replicas[r] = new Thread(() -> replica(c, encrypt, rank, steps, bn, paramCount, stateCount, channels));
-                    replicas[r].start();
+        System.out.printf(Locale.ROOT, "%d parameters (%d KB of gradient per party and step), frames %s, %d steps per run (the first run warms up)%n",
+                paramCount, paramCount * 4 / 1024, encrypt ? "encrypted" : "sealed", steps);
+        System.out.println("| executors × replicas | BN | aggregation | wall ms/step | driver CPU ms/step | KB in/step | KB out/step |");
+        System.out.println("|---|---|---|---|---|---|---|");
+        for (String bn : new String[] {"local", "sync"}) { // warm-up
+            for (boolean aggregate : new boolean[] {true, false}) run(2, 2, bn, aggregate, encrypt, 300, spec, paramCount, stateCount, false);
+        }
+        for (String config : configs) {
+            String[] er = config.split("x");
+            int executors = Integer.parseInt(er[0]), perExecutor = Integer.parseInt(er[1]);
+            for (String bn : new String[] {"local", "sync"}) {
+                for (boolean aggregate : perExecutor > 1 ? new boolean[] {true, false} : new boolean[] {true}) {
+                    run(executors, perExecutor, bn, aggregate, encrypt, steps, spec, paramCount, stateCount, true);
                 }
-                for (Thread t : replicas) t.join();
-                System.out.printf(java.util.Locale.ROOT, "W=%d %-5s frames %-9s: %.3f ms per step without compute (%d params of gradient each way per replica%s)%n",
-                        workers, mode, encrypt ? "encrypted" : "sealed", (System.nanoTime() - t0) / 1e6 / steps, paramCount,
-                        bn.synced() ? ", 4 BN all-reduces" : "");
             }
         }
     }
 
-    private static void replica(Coordinator c, boolean encrypt, int rank, int steps, BnMode bn, int paramCount, int stateCount, int[] channels) {
-        try (CoordinatorClient client = new CoordinatorClient("127.0.0.1", c.port(), c.key(), encrypt, rank, 1, 0, paramCount, stateCount, channels, () -> false)) {
-            client.welcome();
-            float[] grads = new float[paramCount], state = new float[stateCount];
-            for (int s = 0; s < steps; s++) {
-                if (bn.synced()) {
-                    for (int layer = 0; layer < channels.length; layer++) client.allReduce(layer, true, new double[2 * channels[layer] + 1]);
-                    for (int layer = channels.length - 1; layer >= 0; layer--) client.allReduce(layer, false, new double[2 * channels[layer]]);
+    private static void run(int executors, int perExecutor, String mode, boolean aggregate, boolean encrypt, int steps, NetSpec spec, int paramCount,
+            int stateCount, boolean print) throws Exception {
+        int workers = executors * perExecutor;
+        int[] channels = spec.convWidths();
+        BnMode bn = BnMode.parse(mode, workers);
+        try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
+            c.startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new Coordinator.StepHandler() {
+                final float[] params = new float[paramCount];
+
+                @Override
+                public float[] apply(StepAggregator.StepReport r) {
+                    return params;
                 }
-                client.exchange(32, 1, 1, 0, 0, grads, state);
+
+                @Override
+                public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {}
+            });
+            // a party per executor (its replicas aggregated) or per replica
+            int partySize = aggregate ? perExecutor : 1;
+            List<Thread> replicas = new ArrayList<>();
+            Throwable[] failure = new Throwable[1];
+            for (int first = 0; first < workers; first += partySize) {
+                int[] ranks = java.util.stream.IntStream.range(first, first + partySize).toArray();
+                ExecutorHub hub = new ExecutorHub(ranks, bn, (rs, killed) -> new CoordinatorClient("127.0.0.1", c.port(), c.key(), encrypt, rs, 1, 0, paramCount,
+                        stateCount, channels, killed));
+                for (int rank : ranks) {
+                    Thread t = new Thread(() -> {
+                        try (ExecutorHub.Replica replica = hub.replica(rank, () -> false)) {
+                            steps(replica, steps, bn, channels, paramCount, stateCount);
+                        } catch (Throwable e) {
+                            failure[0] = e;
+                        }
+                    });
+                    replicas.add(t);
+                }
             }
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            long t0 = System.nanoTime();
+            for (Thread t : replicas) t.start();
+            for (Thread t : replicas) t.join();
+            double wall = (System.nanoTime() - t0) / 1e6 / steps;
+            if (failure[0] != null) throw new IllegalStateException("a replica failed", failure[0]);
+            c.close();
+            Thread.sleep(100); // the connection threads end and add their CPU time
+            long[] bytes = c.bytesMoved();
+            if (print) {
+                System.out.printf(Locale.ROOT, "| %d × %d | %s | %s | %.3f | %.3f | %.1f | %.1f |%n", executors, perExecutor, mode,
+                        aggregate ? "per executor" : "none", wall, c.connectionCpuNanos() / 1e6 / steps, bytes[0] / 1024.0 / steps, bytes[1] / 1024.0 / steps);
+            }
+        }
+    }
+
+    private static void steps(ExecutorHub.Replica replica, int steps, BnMode bn, int[] channels, int paramCount, int stateCount) throws java.io.IOException {
+        replica.welcome();
+        float[] grads = new float[paramCount], state = new float[stateCount];
+        for (int s = 0; s < steps; s++) {
+            if (bn.synced()) {
+                for (int layer = 0; layer < channels.length; layer++) replica.allReduce(layer, true, new double[2 * channels[layer] + 1]);
+                for (int layer = channels.length - 1; layer >= 0; layer--) replica.allReduce(layer, false, new double[2 * channels[layer]]);
+            }
+            replica.exchange(32, 1, 1, 0, 0, grads, state);
         }
     }
 }

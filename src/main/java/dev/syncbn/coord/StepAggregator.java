@@ -1,30 +1,40 @@
 package dev.syncbn.coord;
 
 import dev.syncbn.nn.BnMode;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
- * The arithmetic of one training step, with no sockets (as Spark MLlib's aggregators): the replicas' BN
- * partial sums, per layer and direction, summed within each sync group; and their gradient reports,
- * summed over all replicas. A sum is taken only when all its parts are in, in rank order, so the
- * result does not depend on the order in which the parts arrived. Not thread-safe: the Coordinator
- * calls it holding its lock.
+ * The arithmetic of one training step, with no sockets (as Spark MLlib's aggregators). Its inputs come
+ * from parties: a party speaks for a set of ranks (one replica, or all replicas of an executor, which
+ * summed their parts in their JVM first). Per BN layer and direction, the parties' partial sums of each
+ * sync group that spans parties are summed; the parties' gradient reports are summed over all ranks. A
+ * sum is taken only when every rank it covers is in, in the order of the parties' lowest ranks, so the
+ * result does not depend on the order in which the parts arrived. Not thread-safe: the Coordinator calls
+ * it holding its lock.
  */
 public final class StepAggregator {
-    /** One replica's hand-in for a step: its sample count, loss sum and correct count, times, gradient and running statistics. */
-    public record Contribution(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grad, float[] state) {}
+    /** A party's hand-in for a step, summed over its replicas: sample count, loss sum, correct count, times, gradient, running statistics. */
+    public record Contribution(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grad, float[] stateSum) {}
 
-    /** What the replicas of one step handed in, summed (times averaged over the replicas). */
-    public record StepReport(int epoch, int step, double[] gradSum, long count, double lossSum, long correct, float[][] states,
+    /**
+     * What all parties of one step handed in, summed; times and running statistics averaged over the
+     * replicas. (Running statistics are linear in the batch statistics, so their average over the
+     * replicas is what the epoch ends with, and what a relaunched replica starts from.)
+     */
+    public record StepReport(int epoch, int step, double[] gradSum, long count, double lossSum, long correct, float[] meanState,
             double computeS, double bnWaitS) {}
 
     private final int workers, paramCount, stateCount;
     private final BnMode bn;
     private final int[] bnChannels;
-    private final Contribution[] contributions;
-    private int contributionsIn;
-    private final Map<String, double[][]> bnParts = new HashMap<>();
+    private final TreeMap<Integer, Contribution> contributions = new TreeMap<>(); // by the party's lowest rank
+    private final boolean[] handedIn;
+    private int ranksIn;
+    private final Map<String, TreeMap<Integer, double[]>> bnParts = new HashMap<>();
+    private final Map<String, Integer> bnRanksIn = new HashMap<>();
     private final Map<String, double[]> bnSums = new HashMap<>();
 
     /** bnChannels: the channel count of each BN layer, in order. */
@@ -34,7 +44,7 @@ public final class StepAggregator {
         this.paramCount = paramCount;
         this.stateCount = stateCount;
         this.bnChannels = bnChannels.clone();
-        this.contributions = new Contribution[workers];
+        this.handedIn = new boolean[workers];
     }
 
     /** Length of a BN vector: forward Σx, Σx² per channel and the count; backward Σdy, Σdy·x̂ per channel. */
@@ -43,77 +53,116 @@ public final class StepAggregator {
         return forward ? 2 * bnChannels[layer] + 1 : 2 * bnChannels[layer];
     }
 
-    private String bnKey(int step, int layer, boolean forward, int rank) {
-        return step + "/" + layer + "/" + forward + "/" + bn.groupOf(rank);
+    /**
+     * The sync groups a party of these ranks shares with other parties, ascending: those it has members of
+     * but not all. (A group wholly inside one party is summed there and never sent.)
+     */
+    public static int[] sharedGroups(BnMode bn, int[] ranks) {
+        if (!bn.synced()) return new int[0];
+        TreeMap<Integer, Integer> members = new TreeMap<>();
+        for (int r : ranks) members.merge(bn.groupOf(r), 1, Integer::sum);
+        return members.entrySet().stream().filter(e -> e.getValue() < bn.groupSize()).mapToInt(Map.Entry::getKey).toArray();
     }
 
-    /** Adds rank's BN partial sums of a step's layer; when its group is complete, the group's sum becomes available through bnSum. */
-    public void addBn(int step, int layer, boolean forward, int rank, double[] sums) throws Wire.ProtocolException {
+    /** Checks a party's ranks: at least one, ascending, each in [0, workers). */
+    public void checkParty(int[] ranks) throws Wire.ProtocolException {
+        if (ranks.length == 0) throw new Wire.ProtocolException("a party of no ranks");
+        for (int i = 0; i < ranks.length; i++) {
+            if (ranks[i] < 0 || ranks[i] >= workers) throw new Wire.ProtocolException("rank " + ranks[i] + " of " + workers);
+            if (i > 0 && ranks[i] <= ranks[i - 1]) throw new Wire.ProtocolException("ranks not ascending: " + Arrays.toString(ranks));
+        }
+    }
+
+    private static String bnKey(int step, int layer, boolean forward, int group) {
+        return step + "/" + layer + "/" + forward + "/" + group;
+    }
+
+    /**
+     * Adds a party's BN partial sums of a step's layer: for each of its shared groups in order, the sum of
+     * its members' parts, one after the other in sums. When every part of a group is in, the group's sum
+     * becomes available through bnSums.
+     */
+    public void addBn(int step, int layer, boolean forward, int[] ranks, double[] sums) throws Wire.ProtocolException {
         if (!bn.synced()) throw new Wire.ProtocolException("BN statistics sent in local BN mode");
-        checkRank(rank);
+        checkParty(ranks);
         int length = bnLength(layer, forward);
-        if (sums.length != length) throw new Wire.ProtocolException("BN vector of " + sums.length + " values for layer " + layer + ", expected " + length);
-        String key = bnKey(step, layer, forward, rank);
-        double[][] parts = bnParts.computeIfAbsent(key, k -> new double[bn.groupSize()][]);
-        int inGroup = rank - bn.groupOf(rank) * bn.groupSize();
-        if (parts[inGroup] != null) throw new Wire.ProtocolException("second BN contribution of rank " + rank + " for " + key);
-        parts[inGroup] = sums;
-        for (double[] part : parts) if (part == null) return;
-        double[] total = new double[length];
-        for (double[] part : parts) for (int i = 0; i < length; i++) total[i] += part[i]; // rank order within the group
-        bnSums.put(key, total);
+        int[] groups = sharedGroups(bn, ranks);
+        if (groups.length == 0) throw new Wire.ProtocolException("BN statistics from a party that shares no sync group: " + Arrays.toString(ranks));
+        if (sums.length != groups.length * length) {
+            throw new Wire.ProtocolException("BN vector of " + sums.length + " values for layer " + layer + ", expected " + groups.length * length);
+        }
+        for (int k = 0; k < groups.length; k++) {
+            String key = bnKey(step, layer, forward, groups[k]);
+            TreeMap<Integer, double[]> parts = bnParts.computeIfAbsent(key, x -> new TreeMap<>());
+            if (parts.containsKey(ranks[0])) throw new Wire.ProtocolException("second BN contribution of rank " + ranks[0] + " for " + key);
+            parts.put(ranks[0], Arrays.copyOfRange(sums, k * length, (k + 1) * length));
+            int group = groups[k], members = (int) Arrays.stream(ranks).filter(r -> bn.groupOf(r) == group).count();
+            int in = bnRanksIn.merge(key, members, Integer::sum);
+            if (in < bn.groupSize()) continue;
+            double[] total = new double[length];
+            for (double[] part : parts.values()) for (int i = 0; i < length; i++) total[i] += part[i];
+            bnSums.put(key, total);
+        }
     }
 
-    /** The sum of rank's group for that layer and direction, or null while parts are missing. */
-    public double[] bnSum(int step, int layer, boolean forward, int rank) {
-        return bnSums.get(bnKey(step, layer, forward, rank));
+    /** The sums of a party's shared groups for that layer and direction, one after the other, or null while parts are missing. */
+    public double[] bnSums(int step, int layer, boolean forward, int[] ranks) throws Wire.ProtocolException {
+        int[] groups = sharedGroups(bn, ranks);
+        int length = bnLength(layer, forward);
+        double[] out = new double[groups.length * length];
+        for (int k = 0; k < groups.length; k++) {
+            double[] total = bnSums.get(bnKey(step, layer, forward, groups[k]));
+            if (total == null) return null;
+            System.arraycopy(total, 0, out, k * length, length);
+        }
+        return out;
     }
 
-    /** Adds rank's gradient report; returns true when all replicas' are in. */
-    public boolean addGradient(int rank, Contribution c) throws Wire.ProtocolException {
-        checkRank(rank);
-        if (c.grad().length != paramCount || c.state().length != stateCount) {
-            throw new Wire.ProtocolException("gradient of " + c.grad().length + " and state of " + c.state().length + " values, expected " + paramCount + " and "
-                    + stateCount);
+    /** Adds a party's gradient report; returns true when every rank's is in. */
+    public boolean addGradient(int[] ranks, Contribution c) throws Wire.ProtocolException {
+        checkParty(ranks);
+        if (c.grad().length != paramCount || c.stateSum().length != stateCount) {
+            throw new Wire.ProtocolException("gradient of " + c.grad().length + " and state of " + c.stateSum().length + " values, expected " + paramCount
+                    + " and " + stateCount);
         }
         if (c.count() < 0 || c.correct() < 0 || c.correct() > c.count() || !Double.isFinite(c.computeS()) || !Double.isFinite(c.bnWaitS())) {
             throw new Wire.ProtocolException("implausible gradient report (count " + c.count() + ", correct " + c.correct() + ")");
         }
-        if (contributions[rank] != null) throw new Wire.ProtocolException("second gradient of rank " + rank);
-        contributions[rank] = c;
-        return ++contributionsIn == workers;
+        for (int r : ranks) if (handedIn[r]) throw new Wire.ProtocolException("second gradient of rank " + r);
+        for (int r : ranks) handedIn[r] = true;
+        contributions.put(ranks[0], c);
+        ranksIn += ranks.length;
+        return ranksIn == workers;
     }
 
-    /** The step's sums, once every replica's gradient is in; the replicas' gradients are summed in rank order. */
+    /** The step's sums, once every rank's gradient is in, summed in the order of the parties' lowest ranks. */
     public StepReport sum(int epoch, int step) {
-        if (contributionsIn != workers) throw new IllegalStateException(contributionsIn + " of " + workers + " gradients are in");
-        double[] sum = new double[paramCount];
-        float[][] states = new float[workers][];
+        if (ranksIn != workers) throw new IllegalStateException(ranksIn + " of " + workers + " gradients are in");
+        double[] sum = new double[paramCount], state = new double[stateCount];
         long count = 0, right = 0;
         double loss = 0, compute = 0, bnWait = 0;
-        for (int r = 0; r < workers; r++) {
-            Contribution c = contributions[r];
-            float[] g = c.grad();
+        for (Contribution c : contributions.values()) {
+            float[] g = c.grad(), st = c.stateSum();
             for (int i = 0; i < paramCount; i++) sum[i] += g[i];
-            states[r] = c.state();
+            for (int i = 0; i < stateCount; i++) state[i] += st[i];
             count += c.count();
             right += c.correct();
             loss += c.lossSum();
-            compute += c.computeS() / workers;
-            bnWait += c.bnWaitS() / workers;
+            compute += c.computeS();
+            bnWait += c.bnWaitS();
         }
-        return new StepReport(epoch, step, sum, count, loss, right, states, compute, bnWait);
+        float[] meanState = new float[stateCount];
+        for (int i = 0; i < stateCount; i++) meanState[i] = (float) (state[i] / workers);
+        return new StepReport(epoch, step, sum, count, loss, right, meanState, compute / workers, bnWait / workers);
     }
 
     /** Forgets every part of the step in progress (a new step, or a relaunched stage attempt). */
     public void clear() {
-        java.util.Arrays.fill(contributions, null);
-        contributionsIn = 0;
+        contributions.clear();
+        Arrays.fill(handedIn, false);
+        ranksIn = 0;
         bnParts.clear();
+        bnRanksIn.clear();
         bnSums.clear();
-    }
-
-    private void checkRank(int rank) throws Wire.ProtocolException {
-        if (rank < 0 || rank >= workers) throw new Wire.ProtocolException("rank " + rank + " of " + workers);
     }
 }

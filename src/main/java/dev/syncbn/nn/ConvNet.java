@@ -165,79 +165,45 @@ public final class ConvNet implements AutoCloseable {
         }
     }
 
-    /** What a shard throws when another shard's failure released it from the BN reduction. */
-    private static final class ReleasedByAnotherShard extends IllegalStateException {
-        ReleasedByAnotherShard() {
-            super("another shard failed in this step");
-        }
-    }
-
     /**
      * The shards' BN reduction: each shard's sums are added in shard order, the total goes once through
      * the network's reducer (another replica's, in a distributed run), and every shard gets the result.
-     * Its barrier is written out rather than a CyclicBarrier because a shard that fails must release the
-     * others for good (they fail too), including those that have not reached the barrier yet.
+     * A shard that fails breaks the rendezvous, so the others fail too instead of waiting.
      */
     private static final class ShardAllReduce {
-        private final int parties;
         private final double[][] slots;
+        private final Rendezvous rendezvous;
         private volatile BnReducer outer = BnReducer.LOCAL;
         private double[] total;
-        private int arrived;
-        private long generation;
-        private boolean failed;
 
         ShardAllReduce(int shards) {
-            parties = shards;
             slots = new double[shards][];
+            rendezvous = new Rendezvous(shards);
         }
 
         BnReducer forShard(int shard) {
             return (layer, forward, sums) -> {
                 slots[shard] = sums;
-                await();
+                rendezvous.await();
                 if (shard == 0) {
                     double[] t = new double[sums.length];
                     for (double[] s : slots) for (int i = 0; i < t.length; i++) t[i] += s[i];
                     outer.allReduce(layer, forward, t);
                     total = t;
                 }
-                // Shard j writes slots[j] again only after this second barrier, and shard 0 replaces
+                // Shard j writes slots[j] again only after this second rendezvous, and shard 0 replaces
                 // total only after the next call's first one, which every shard reaches after copying.
-                await();
+                rendezvous.await();
                 System.arraycopy(total, 0, sums, 0, sums.length);
             };
         }
 
-        private synchronized void await() {
-            if (failed) throw new ReleasedByAnotherShard();
-            if (++arrived == parties) {
-                arrived = 0;
-                generation++;
-                notifyAll();
-                return;
-            }
-            long mine = generation;
-            try {
-                while (generation == mine && !failed) wait();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                fail();
-                throw new IllegalStateException("interrupted in the shards' BN reduction", e);
-            }
-            if (generation == mine) throw new ReleasedByAnotherShard();
+        void fail() {
+            rendezvous.fail();
         }
 
-        /** A shard failed: every other shard waiting, or arriving later in this step, fails too. */
-        synchronized void fail() {
-            failed = true;
-            notifyAll();
-        }
-
-        /** Before a step, with every shard idle. */
-        synchronized void clear() {
-            failed = false;
-            arrived = 0;
+        void clear() {
+            rendezvous.clear();
         }
     }
 
@@ -339,7 +305,7 @@ public final class ConvNet implements AutoCloseable {
                 f.get();
             } catch (ExecutionException e) {
                 // The first failure is the cause; the others are shards released by it.
-                if (failure == null || failure instanceof ReleasedByAnotherShard) failure = e.getCause();
+                if (failure == null || failure instanceof Rendezvous.Released) failure = e.getCause();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 if (failure == null) failure = e;

@@ -2,6 +2,7 @@ package dev.syncbn.spark;
 
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.coord.CoordinatorClient;
+import dev.syncbn.coord.ExecutorHub;
 
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
@@ -12,8 +13,10 @@ import dev.syncbn.nn.NetSpec;
 import dev.syncbn.nn.SoftmaxCrossEntropy;
 import java.io.Serializable;
 import java.util.Collections;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
-import org.apache.spark.TaskContext;
+import org.apache.spark.BarrierTaskInfo;
 import org.nd4j.linalg.api.buffer.DataType;
 import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
@@ -21,9 +24,10 @@ import scala.runtime.AbstractFunction1;
 
 /**
  * One replica's epoch, run as a task of the barrier stage: it gathers its share of the epoch's samples,
- * connects to the driver's coordinator, and from the driver's current step on, per step computes the
- * forward and backward pass of its part of the global batch (BN statistics all-reduced through the
- * coordinator in sync modes), hands in its gradient and takes the new parameters.
+ * joins its executor's hub (the replicas of one JVM are one party of the coordination protocol, with one
+ * connection to the driver), and from the driver's current step on, per step computes the forward and
+ * backward pass of its part of the global batch (BN statistics all-reduced through the hub and the
+ * driver's coordinator in sync modes), hands in its gradient and takes the new parameters.
  */
 public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
     /** Everything a replica needs to know about the run; shipped in the task closure. */
@@ -42,7 +46,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         int rank = ctx.partitionId();
         // one line in the executor's log per replica and epoch: where each replica ran
         System.out.println("syncbn replica " + rank + " of " + job.workers() + ", epoch " + job.epoch() + ", stage attempt " + ctx.stageAttemptNumber()
-                + ", on executor " + org.apache.spark.SparkEnv.get().executorId());
+                + ", on executor " + org.apache.spark.SparkEnv.get().executorId() + " with ranks " + java.util.Arrays.toString(ranksOfThisExecutor(ctx)));
         try {
             run(rank, ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
         } catch (Exception e) {
@@ -51,45 +55,66 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         return CollectionConverters.asScala(Collections.singletonList(rank).iterator());
     }
 
-    private void run(int rank, int attempt, java.util.Iterator<Blocks.Part> parts, TaskContext ctx) throws Exception {
+    /** The hubs of this JVM's replicas, one per coordinator, epoch and stage attempt. */
+    private static final ConcurrentHashMap<String, ExecutorHub> HUBS = new ConcurrentHashMap<>();
+
+    /** The ranks of the barrier stage whose tasks run in this executor (the same address), ascending. */
+    static int[] ranksOfThisExecutor(BarrierTaskContext ctx) {
+        BarrierTaskInfo[] tasks = ctx.getTaskInfos(); // indexed by partition, which is the rank
+        String mine = tasks[ctx.partitionId()].address();
+        return IntStream.range(0, tasks.length).filter(r -> tasks[r].address().equals(mine)).toArray();
+    }
+
+    private void run(int rank, int attempt, java.util.Iterator<Blocks.Part> parts, BarrierTaskContext ctx) throws Exception {
         int w = job.workers(), b = job.batchPerWorker();
         Dataset mine = Blocks.merge(parts, Sampler.countFor(rank, job.trainSize(), w), job.spec());
         Backend.init();
-        try (ConvNet net = new ConvNet(job.spec(), b, job.threads(), DataType.FLOAT);
-                CoordinatorClient client = new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), rank, job.epoch(), attempt, net.paramCount(),
-                        net.state.length(), job.spec().convWidths(), ctx::isInterrupted)) {
-            CoordinatorClient.Welcome welcome = client.welcome();
-            net.params.copyFrom(welcome.params());
-            net.state.copyFrom(welcome.state());
-            net.setReducer(job.bn().synced() ? client : BnReducer.LOCAL);
-            int steps = Sampler.steps(job.trainSize(), w * b);
-            int[] order = new int[mine.size()];
-            for (int i = 0; i < order.length; i++) order[i] = i;
-            int[] labels = new int[b];
-            float[] grads = new float[net.paramCount()], state = new float[net.state.length()];
-            for (int step = welcome.startStep(); step < steps; step++) {
-                if (step == job.failAtStep() && rank == 0 && attempt == 0) {
-                    throw new IllegalStateException("injected failure at step " + step + " (--fail-at-step, for tests)");
-                }
-                int from = Math.min(step * b, mine.size()), n = Math.min(b, mine.size() - from);
-                int global = Math.min(w * b, job.trainSize() - step * w * b);
-                long t0 = System.nanoTime();
-                mine.fill(order, from, n, net.input, labels);
-                SoftmaxCrossEntropy.Result r;
-                if (n == 0 && !job.bn().synced()) {
-                    // nothing to compute and no statistics to share: a zero gradient
-                    net.grads.fill(0);
-                    r = new SoftmaxCrossEntropy.Result(0, 0);
-                } else {
-                    r = net.trainStep(n, labels, global);
-                }
-                double bnWait = client.takeBnWaitSeconds();
-                double compute = (System.nanoTime() - t0) / 1e9 - bnWait;
-                net.grads.copyTo(grads);
-                net.state.copyTo(state);
-                net.params.copyFrom(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, state));
+        String hubKey = job.host() + ":" + job.port() + "/" + job.epoch() + "/" + attempt;
+        try (ConvNet net = new ConvNet(job.spec(), b, job.threads(), DataType.FLOAT)) {
+            int paramCount = net.paramCount(), stateCount = net.state.length();
+            ExecutorHub hub = HUBS.computeIfAbsent(hubKey, k -> new ExecutorHub(ranksOfThisExecutor(ctx), job.bn(),
+                    (ranks, killed) -> new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), ranks, job.epoch(), attempt,
+                            paramCount, stateCount, job.spec().convWidths(), killed)));
+            try (ExecutorHub.Replica client = hub.replica(rank, ctx::isInterrupted)) {
+                train(rank, attempt, mine, net, client);
+            } finally {
+                if (hub.closed()) HUBS.remove(hubKey, hub);
             }
         }
     }
 
+    private void train(int rank, int attempt, Dataset mine, ConvNet net, ExecutorHub.Replica client) throws Exception {
+        int w = job.workers(), b = job.batchPerWorker();
+        CoordinatorClient.Welcome welcome = client.welcome();
+        net.params.copyFrom(welcome.params());
+        net.state.copyFrom(welcome.state());
+        net.setReducer(job.bn().synced() ? client : BnReducer.LOCAL);
+        int steps = Sampler.steps(job.trainSize(), w * b);
+        int[] order = new int[mine.size()];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        int[] labels = new int[b];
+        float[] grads = new float[net.paramCount()], state = new float[net.state.length()];
+        for (int step = welcome.startStep(); step < steps; step++) {
+            if (step == job.failAtStep() && rank == 0 && attempt == 0) {
+                throw new IllegalStateException("injected failure at step " + step + " (--fail-at-step, for tests)");
+            }
+            int from = Math.min(step * b, mine.size()), n = Math.min(b, mine.size() - from);
+            int global = Math.min(w * b, job.trainSize() - step * w * b);
+            long t0 = System.nanoTime();
+            mine.fill(order, from, n, net.input, labels);
+            SoftmaxCrossEntropy.Result r;
+            if (n == 0 && !job.bn().synced()) {
+                // nothing to compute and no statistics to share: a zero gradient
+                net.grads.fill(0);
+                r = new SoftmaxCrossEntropy.Result(0, 0);
+            } else {
+                r = net.trainStep(n, labels, global);
+            }
+            double bnWait = client.takeBnWaitSeconds();
+            double compute = (System.nanoTime() - t0) / 1e9 - bnWait;
+            net.grads.copyTo(grads);
+            net.state.copyTo(state);
+            net.params.copyFrom(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, state));
+        }
+    }
 }

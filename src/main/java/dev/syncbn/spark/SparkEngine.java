@@ -23,9 +23,11 @@ import scala.reflect.ClassTag$;
  * parameters, Adam state, step counter and BN running statistics (in `net` and `adam`).
  *
  * Running statistics: in sync mode the replicas' stay identical. In local and group modes each replica
- * keeps its own during the epoch; at the end of every epoch they are averaged, and that average is what
- * evaluation and checkpoints use and what every replica starts the next epoch from (so a resumed run
- * continues exactly).
+ * keeps its own during the epoch; the driver keeps their average after every step (it comes with the
+ * gradients, summed per executor), and at the end of the epoch that average is what evaluation and
+ * checkpoints use and what every replica starts the next epoch from (so a resumed run continues
+ * exactly). A relaunched stage starts every replica from the average: running statistics are linear in
+ * the batch statistics, so the epoch ends with the same average, up to float rounding.
  */
 public final class SparkEngine implements Engine {
     public record Settings(int workers, int batchPerWorker, BnMode bn, double lr, long seed, int threadsPerTask, int failAtStep) {}
@@ -96,12 +98,9 @@ public final class SparkEngine implements Engine {
     @Override
     public EpochResult trainEpoch(int epoch, Progress progress) throws Exception {
         int w = s.workers(), steps = stepsPerEpoch();
-        float[] state = net.state.toFloats();
-        float[][] states = new float[w][];
-        for (int r = 0; r < w; r++) states[r] = state;
         double[] split = new double[4];
         double[] totals = new double[3];
-        coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), states, new Coordinator.StepHandler() {
+        coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new Coordinator.StepHandler() {
             @Override
             public float[] apply(StepAggregator.StepReport report) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
@@ -148,12 +147,7 @@ public final class SparkEngine implements Engine {
         }
         if (coordinator.failure() != null) throw driverFailureOr(null);
         if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);
-        float[][] finalStates = coordinator.replicaStates();
-        for (int i = 0; i < net.state.length(); i++) {
-            double mean = 0;
-            for (float[] st : finalStates) mean += st[i];
-            net.state.set(i, mean / w);
-        }
+        net.state.copyFrom(coordinator.state());
         return new EpochResult(new Totals(totals[0], (long) totals[1], (long) totals[2]), split[0] * 1e3 / steps, split[1] * 1e3 / steps,
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps);
     }

@@ -33,9 +33,13 @@ class CoordinatorHostileTest {
     }
 
     static Coordinator start(int workers, AtomicInteger stepsDone, boolean encrypt) throws IOException {
-        Coordinator c = new Coordinator("127.0.0.1", workers, BnMode.parse("sync", workers), P, S, CHANNELS, Coordinator.randomKey(), encrypt);
+        return start(workers, stepsDone, encrypt, BnMode.parse("sync", workers));
+    }
+
+    static Coordinator start(int workers, AtomicInteger stepsDone, boolean encrypt, BnMode bn) throws IOException {
+        Coordinator c = new Coordinator("127.0.0.1", workers, bn, P, S, CHANNELS, Coordinator.randomKey(), encrypt);
         float[] params = new float[P];
-        c.startEpoch(1, STEPS, 0, params, new float[workers][S], new Coordinator.StepHandler() {
+        c.startEpoch(1, STEPS, 0, params, new float[S], new Coordinator.StepHandler() {
             @Override
             public float[] apply(StepAggregator.StepReport r) {
                 for (int i = 0; i < P; i++) params[i] += (float) r.gradSum()[i];
@@ -70,7 +74,7 @@ class CoordinatorHostileTest {
         for (int attempt = 0; attempt < 200; attempt++) {
             Socket s = new Socket("127.0.0.1", c.port());
             try {
-                Channel ch = Channel.connect(new DataInputStream(s.getInputStream()), new DataOutputStream(s.getOutputStream()), c.key(), 0, 1, 0, false);
+                Channel ch = Channel.connect(new DataInputStream(s.getInputStream()), new DataOutputStream(s.getOutputStream()), c.key(), new int[] {0}, 1, 0, false);
                 ch.receive(1 << 20);
                 return new Raw(s, ch);
             } catch (java.io.EOFException refusedWhileTheOldConnectionEnds) {
@@ -173,6 +177,7 @@ class CoordinatorHostileTest {
             DataOutputStream out = new DataOutputStream(s.getOutputStream());
             DataInputStream in = new DataInputStream(s.getInputStream());
             Wire.Out hello = new Wire.Out(Wire.HELLO);
+            hello.data.writeInt(1); // one rank: 0
             hello.data.writeInt(0);
             hello.data.writeInt(1);
             hello.data.writeInt(0);
@@ -210,6 +215,16 @@ class CoordinatorHostileTest {
                     // dropped
                 }
             });
+            for (int[] ranks : new int[][] {{1, 0}, {0, 0}, new int[1000], {0, 1, 2}}) { // parties that cannot be: not ascending, repeated, too many
+                attacks.add(() -> {
+                    try (CoordinatorClient party = new CoordinatorClient("127.0.0.1", c.port(), c.key(), false, ranks, 1, 0, P, S, CHANNELS, () -> false)) {
+                        party.welcome();
+                        throw new AssertionError("the party " + java.util.Arrays.toString(ranks) + " was welcomed");
+                    } catch (IOException expectedWhenDropped) {
+                        // dropped
+                    }
+                });
+            }
             Thread attacker = new Thread(() -> {
                 for (int round = 0; round < 5; round++) for (Runnable a : attacks) a.run();
             });

@@ -11,7 +11,7 @@ import dev.syncbn.nn.BnMode;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** The step arithmetic without sockets: sums equal folding the parts in rank order, whatever order they arrive in. */
+/** The step arithmetic without sockets: sums equal folding the parties' parts in rank order, whatever order they arrive in. */
 class StepAggregatorTest {
     static final int W = 4, PARAMS = 1000, STATE = 6;
     static final int[] CHANNELS = {3, 5};
@@ -24,22 +24,61 @@ class StepAggregatorTest {
         return new StepAggregator.Contribution(8 + rank, 1.5 * rank, rank, 0.01 * rank, 0.001, g, st);
     }
 
+    static int[] ranks(int... r) {
+        return r;
+    }
+
     @Test
     void gradientSumIsTheRankOrderFoldWhateverTheArrivalOrder() throws Exception {
         double[] expected = new double[PARAMS];
         for (int r = 0; r < W; r++) for (int i = 0; i < PARAMS; i++) expected[i] += contribution(r).grad()[i];
         for (int[] arrival : new int[][] {{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}}) {
             StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
-            for (int k = 0; k < W; k++) assertEquals(k == W - 1, a.addGradient(arrival[k], contribution(arrival[k])));
+            for (int k = 0; k < W; k++) assertEquals(k == W - 1, a.addGradient(ranks(arrival[k]), contribution(arrival[k])));
             StepAggregator.StepReport r = a.sum(2, 7);
             assertArrayEquals(expected, r.gradSum(), 0.0, "arrival " + java.util.Arrays.toString(arrival)); // bitwise
             assertEquals(8 + 9 + 10 + 11, r.count());
             assertEquals(6, r.correct());
             assertEquals(9.0, r.lossSum(), 1e-12);
             assertEquals(0.015, r.computeS(), 1e-12);
-            for (int k = 0; k < W; k++) assertEquals(k, r.states()[k][0]);
+            for (int i = 0; i < STATE; i++) assertEquals(1.5 + i, r.meanState()[i], 1e-6, "running statistics averaged over the replicas");
             assertEquals(7, r.step());
         }
+    }
+
+    /** Parties of 2 and 1 and 1 ranks: complete only when every rank is in; summed in the order of the parties' lowest ranks. */
+    @Test
+    void partiesSpeakForSeveralRanks() throws Exception {
+        StepAggregator.Contribution c01 = contribution(0), c2 = contribution(2), c3 = contribution(3);
+        double[] expected = new double[PARAMS];
+        for (StepAggregator.Contribution c : new StepAggregator.Contribution[] {c01, c2, c3}) for (int i = 0; i < PARAMS; i++) expected[i] += c.grad()[i];
+        for (boolean reversed : new boolean[] {false, true}) {
+            StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
+            if (reversed) {
+                assertFalse(a.addGradient(ranks(3), c3));
+                assertFalse(a.addGradient(ranks(2), c2));
+                assertTrue(a.addGradient(ranks(0, 1), c01));
+            } else {
+                assertFalse(a.addGradient(ranks(0, 1), c01));
+                assertFalse(a.addGradient(ranks(2), c2));
+                assertTrue(a.addGradient(ranks(3), c3));
+            }
+            assertArrayEquals(expected, a.sum(0, 0).gradSum(), 0.0);
+        }
+        StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
+        a.addGradient(ranks(0, 1), c01);
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(1, 2), c2), "rank 1 handed in twice");
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(3, 2), c2), "ranks not ascending");
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(), c2), "no ranks");
+    }
+
+    @Test
+    void sharedGroupsAreThoseWithMembersOutsideTheParty() {
+        assertArrayEquals(new int[0], StepAggregator.sharedGroups(BnMode.parse("local", 8), ranks(0, 1, 2, 3)));
+        assertArrayEquals(new int[0], StepAggregator.sharedGroups(BnMode.parse("sync", 4), ranks(0, 1, 2, 3)));
+        assertArrayEquals(new int[] {0}, StepAggregator.sharedGroups(BnMode.parse("sync", 8), ranks(4, 5)));
+        assertArrayEquals(new int[] {1}, StepAggregator.sharedGroups(BnMode.parse("group:4", 8), ranks(0, 1, 2, 3, 4)));
+        assertArrayEquals(new int[] {0, 2}, StepAggregator.sharedGroups(BnMode.parse("group:2", 6), ranks(1, 2, 3, 4)));
     }
 
     @Test
@@ -49,34 +88,55 @@ class StepAggregatorTest {
         assertEquals(11, length);
         double[][] parts = new double[W][length];
         for (int r = 0; r < W; r++) for (int i = 0; i < length; i++) parts[r][i] = 0.1 * (r + 1) + i;
-        a.addBn(0, 1, true, 3, parts[3]);
-        assertNull(a.bnSum(0, 1, true, 2));
-        a.addBn(0, 1, true, 0, parts[0]);
-        assertNull(a.bnSum(0, 1, true, 0), "rank 1 of group 0 is missing");
-        a.addBn(0, 1, true, 2, parts[2]);
-        double[] group1 = a.bnSum(0, 1, true, 3);
+        a.addBn(0, 1, true, ranks(3), parts[3]);
+        assertNull(a.bnSums(0, 1, true, ranks(2)));
+        a.addBn(0, 1, true, ranks(0), parts[0]);
+        assertNull(a.bnSums(0, 1, true, ranks(0)), "rank 1 of group 0 is missing");
+        a.addBn(0, 1, true, ranks(2), parts[2]);
+        double[] group1 = a.bnSums(0, 1, true, ranks(3));
         for (int i = 0; i < length; i++) assertEquals(parts[2][i] + parts[3][i], group1[i], 0.0);
-        assertNull(a.bnSum(0, 1, false, 3), "the backward of the same layer is another sum");
-        a.addBn(0, 1, true, 1, parts[1]);
-        assertEquals(parts[0][0] + parts[1][0], a.bnSum(0, 1, true, 1)[0], 0.0);
+        assertNull(a.bnSums(0, 1, false, ranks(3)), "the backward of the same layer is another sum");
+        a.addBn(0, 1, true, ranks(1), parts[1]);
+        assertEquals(parts[0][0] + parts[1][0], a.bnSums(0, 1, true, ranks(1))[0], 0.0);
         a.clear();
-        assertNull(a.bnSum(0, 1, true, 1));
+        assertNull(a.bnSums(0, 1, true, ranks(1)));
+    }
+
+    /** Sync over 4 ranks from parties {0}, {1, 2}, {3}: the middle party sends its two members' sum as one part. */
+    @Test
+    void aPartysBnPartCoversAllItsMembers() throws Exception {
+        StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
+        int length = a.bnLength(0, false);
+        double[] p0 = new double[length], p12 = new double[length], p3 = new double[length];
+        for (int i = 0; i < length; i++) {
+            p0[i] = 1 + i;
+            p12[i] = 10 + i;
+            p3[i] = 100 + i;
+        }
+        a.addBn(5, 0, false, ranks(1, 2), p12);
+        a.addBn(5, 0, false, ranks(3), p3);
+        assertNull(a.bnSums(5, 0, false, ranks(3)), "rank 0 is missing");
+        a.addBn(5, 0, false, ranks(0), p0);
+        double[] total = a.bnSums(5, 0, false, ranks(1, 2));
+        for (int i = 0; i < length; i++) assertEquals(p0[i] + p12[i] + p3[i], total[i], 0.0);
+        StepAggregator whole = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
+        assertThrows(Wire.ProtocolException.class, () -> whole.addBn(5, 0, false, ranks(0, 1, 2, 3), p0), "a party holding the whole group sends nothing");
     }
 
     @Test
     void malformedOrRepeatedPartsAreRefused() throws Exception {
         StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
-        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 2, true, 0, new double[5]));
-        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, false, 0, new double[7]));
-        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, true, W, new double[7]));
-        a.addBn(0, 0, true, 0, new double[7]);
-        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, true, 0, new double[7]));
-        assertFalse(a.addGradient(1, contribution(1)));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(1, contribution(1)));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(2, new StepAggregator.Contribution(1, 0, 2, 0, 0, new float[PARAMS], new float[STATE])));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(2, new StepAggregator.Contribution(1, 0, 0, 0, 0, new float[3], new float[STATE])));
+        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 2, true, ranks(0), new double[5]));
+        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, false, ranks(0), new double[7]));
+        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, true, ranks(W), new double[7]));
+        a.addBn(0, 0, true, ranks(0), new double[7]);
+        assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, true, ranks(0), new double[7]));
+        assertFalse(a.addGradient(ranks(1), contribution(1)));
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(1), contribution(1)));
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 2, 0, 0, new float[PARAMS], new float[STATE])));
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 0, 0, 0, new float[3], new float[STATE])));
         assertThrows(IllegalStateException.class, () -> a.sum(0, 0));
         StepAggregator local = new StepAggregator(W, BnMode.parse("local", W), PARAMS, STATE, CHANNELS);
-        assertTrue(assertThrows(Wire.ProtocolException.class, () -> local.addBn(0, 0, true, 0, new double[7])).getMessage().contains("local"));
+        assertTrue(assertThrows(Wire.ProtocolException.class, () -> local.addBn(0, 0, true, ranks(0), new double[7])).getMessage().contains("local"));
     }
 }

@@ -1,0 +1,189 @@
+package dev.syncbn.coord;
+
+import dev.syncbn.nn.BnMode;
+import dev.syncbn.nn.BnReducer;
+import dev.syncbn.nn.Rendezvous;
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.List;
+import java.util.TreeMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.BooleanSupplier;
+
+/**
+ * The replicas that share an executor JVM, as one party of the coordination protocol (a hierarchical
+ * all-reduce, as Horovod and NCCL do inside a node). At each BN reduction and at each gradient hand-in
+ * the replicas meet here; their parts are summed in rank order; sync groups wholly inside this JVM are
+ * finished here and never sent; one connection carries the rest to the driver and brings back one copy
+ * of the parameters for all. A replica that fails, or whose task is killed, breaks the hub: the others
+ * fail too and the connection closes, so the stage fails as it would with a connection per replica.
+ */
+public final class ExecutorHub {
+    /** Opens the party's connection (called once, by the first replica that asks for the welcome). */
+    public interface Connector {
+        CoordinatorClient connect(int[] ranks, BooleanSupplier killed) throws IOException;
+    }
+
+    private final int[] ranks;
+    private final BnMode bn;
+    private final Connector connector;
+    private final Rendezvous rendezvous;
+    private final List<BooleanSupplier> killed = new CopyOnWriteArrayList<>();
+    // What each replica (by its index in ranks) brought to the current meeting, and what it takes away.
+    private final double[][] bnIn, bnOut;
+    private final StepAggregator.Contribution[] handIns;
+    private float[] params;
+    private CoordinatorClient client;
+    private CoordinatorClient.Welcome welcome;
+    private int closedReplicas;
+
+    /** ranks: the replicas of this JVM, ascending. */
+    public ExecutorHub(int[] ranks, BnMode bn, Connector connector) {
+        this.ranks = ranks.clone();
+        for (int i = 1; i < ranks.length; i++) if (ranks[i] <= ranks[i - 1]) throw new IllegalArgumentException("ranks not ascending: " + Arrays.toString(ranks));
+        this.bn = bn;
+        this.connector = connector;
+        this.rendezvous = new Rendezvous(ranks.length);
+        this.bnIn = new double[ranks.length][];
+        this.bnOut = new double[ranks.length][];
+        this.handIns = new StepAggregator.Contribution[ranks.length];
+    }
+
+    /** The handle of replica rank (one of this hub's ranks); killed tells whether its task was killed. */
+    public Replica replica(int rank, BooleanSupplier killed) {
+        int index = Arrays.binarySearch(ranks, rank);
+        if (index < 0) throw new IllegalArgumentException("rank " + rank + " is not one of this executor's " + Arrays.toString(ranks));
+        this.killed.add(killed);
+        return new Replica(index);
+    }
+
+    /** Whether every replica has closed its handle (the hub is done). */
+    public synchronized boolean closed() {
+        return closedReplicas == ranks.length;
+    }
+
+    private synchronized CoordinatorClient.Welcome welcome() throws IOException {
+        if (welcome == null) {
+            if (rendezvous.failed()) throw new IllegalStateException("another replica of this executor failed");
+            client = connector.connect(ranks, () -> rendezvous.failed() || killed.stream().anyMatch(BooleanSupplier::getAsBoolean));
+            welcome = client.welcome();
+        }
+        return welcome;
+    }
+
+    /** The lowest rank's share of a BN reduction, with every replica's part in bnIn: sum per group in rank order, ask the driver for shared groups. */
+    private void reduceBn(int layer, boolean forward, int length) {
+        TreeMap<Integer, double[]> byGroup = new TreeMap<>();
+        for (int i = 0; i < ranks.length; i++) {
+            double[] total = byGroup.computeIfAbsent(bn.groupOf(ranks[i]), g -> new double[length]);
+            for (int j = 0; j < length; j++) total[j] += bnIn[i][j];
+        }
+        int[] shared = StepAggregator.sharedGroups(bn, ranks);
+        if (shared.length > 0) {
+            double[] packed = new double[shared.length * length];
+            for (int k = 0; k < shared.length; k++) System.arraycopy(byGroup.get(shared[k]), 0, packed, k * length, length);
+            client.allReduce(layer, forward, packed);
+            for (int k = 0; k < shared.length; k++) System.arraycopy(packed, k * length, byGroup.get(shared[k]), 0, length);
+        }
+        for (int i = 0; i < ranks.length; i++) bnOut[i] = byGroup.get(bn.groupOf(ranks[i]));
+    }
+
+    /** The lowest rank's share of a gradient hand-in: sum every replica's report in rank order, hand it in, keep the new parameters. */
+    private void handIn() throws IOException {
+        StepAggregator.Contribution first = handIns[0];
+        int p = first.grad().length, s = first.stateSum().length;
+        double[] grad = new double[p], state = new double[s];
+        long count = 0, correct = 0;
+        double loss = 0, compute = 0, bnWait = 0;
+        for (StepAggregator.Contribution c : handIns) {
+            for (int i = 0; i < p; i++) grad[i] += c.grad()[i];
+            for (int i = 0; i < s; i++) state[i] += c.stateSum()[i];
+            count += c.count();
+            correct += c.correct();
+            loss += c.lossSum();
+            compute += c.computeS();
+            bnWait += c.bnWaitS();
+        }
+        float[] g = new float[p], st = new float[s];
+        for (int i = 0; i < p; i++) g[i] = (float) grad[i];
+        for (int i = 0; i < s; i++) st[i] = (float) state[i];
+        params = client.exchange(count, loss, correct, compute, bnWait, g, st);
+    }
+
+    /** One replica's side of the hub: its BN reducer, its welcome and its gradient hand-in. */
+    public final class Replica implements BnReducer, AutoCloseable {
+        private final int index;
+        private long bnWaitNanos;
+        private boolean closed;
+
+        private Replica(int index) {
+            this.index = index;
+        }
+
+        /** Where the run stands: the driver's step, parameters and running statistics (the same for every replica of the hub). */
+        public CoordinatorClient.Welcome welcome() throws IOException {
+            try {
+                return ExecutorHub.this.welcome();
+            } catch (IOException | RuntimeException e) {
+                rendezvous.fail();
+                throw e;
+            }
+        }
+
+        @Override
+        public void allReduce(int layer, boolean forward, double[] sums) {
+            long t0 = System.nanoTime();
+            try {
+                bnIn[index] = sums;
+                rendezvous.await();
+                if (index == 0) reduceBn(layer, forward, sums.length);
+                // Replica i's bnIn and bnOut change again only after the next meeting's first rendezvous,
+                // which every replica reaches after copying its result.
+                rendezvous.await();
+                System.arraycopy(bnOut[index], 0, sums, 0, sums.length);
+            } catch (RuntimeException e) {
+                rendezvous.fail();
+                throw e;
+            }
+            bnWaitNanos += System.nanoTime() - t0;
+        }
+
+        /** Seconds spent in BN reductions since the last call. */
+        public double takeBnWaitSeconds() {
+            double s = bnWaitNanos / 1e9;
+            bnWaitNanos = 0;
+            return s;
+        }
+
+        /**
+         * Hands in this replica's gradient report of the step; returns the parameters after the driver's
+         * update, an array shared by the hub's replicas: copy it before the next step.
+         */
+        public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
+            try {
+                handIns[index] = new StepAggregator.Contribution(count, lossSum, correct, computeS, bnWaitS, grads, state);
+                rendezvous.await();
+                if (index == 0) handIn();
+                rendezvous.await();
+                return params;
+            } catch (IOException | RuntimeException e) {
+                rendezvous.fail();
+                throw e;
+            }
+        }
+
+        /**
+         * Leaves the hub. Breaks it for replicas still inside (a replica that leaves early has failed);
+         * the last one out closes the connection.
+         */
+        @Override
+        public void close() {
+            rendezvous.fail();
+            synchronized (ExecutorHub.this) {
+                if (closed) return;
+                closed = true;
+                if (++closedReplicas == ranks.length && client != null) client.close();
+            }
+        }
+    }
+}
