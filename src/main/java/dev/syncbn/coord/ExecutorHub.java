@@ -71,7 +71,7 @@ public final class ExecutorHub {
         return welcome;
     }
 
-    /** The lowest rank's share of a BN reduction, with every replica's part in bnIn: sum per group in rank order, ask the driver for shared groups. */
+    /** A BN reduction, once every replica's part is in bnIn: sum per group in rank order, ask the driver for shared groups. */
     private void reduceBn(int layer, boolean forward, int length) {
         TreeMap<Integer, double[]> byGroup = new TreeMap<>();
         for (int i = 0; i < ranks.length; i++) {
@@ -88,7 +88,7 @@ public final class ExecutorHub {
         for (int i = 0; i < ranks.length; i++) bnOut[i] = byGroup.get(bn.groupOf(ranks[i]));
     }
 
-    /** The lowest rank's share of a gradient hand-in: sum every replica's report in rank order, hand it in, keep the new parameters. */
+    /** A gradient hand-in, once every replica's report is in: sum them in rank order, hand in the sum, keep the new parameters. */
     private void handIn() throws IOException {
         StepAggregator.Contribution first = handIns[0];
         int p = first.grad().length, s = first.stateSum().length;
@@ -135,8 +135,7 @@ public final class ExecutorHub {
             long t0 = System.nanoTime();
             try {
                 bnIn[index] = sums;
-                rendezvous.await();
-                if (index == 0) reduceBn(layer, forward, sums.length);
+                if (rendezvous.await()) reduceBn(layer, forward, sums.length); // by the last to arrive: one wake-up less
                 // Replica i's bnIn and bnOut change again only after the next meeting's first rendezvous,
                 // which every replica reaches after copying its result.
                 rendezvous.await();
@@ -162,8 +161,7 @@ public final class ExecutorHub {
         public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
             try {
                 handIns[index] = new StepAggregator.Contribution(count, lossSum, correct, computeS, bnWaitS, grads, state);
-                rendezvous.await();
-                if (index == 0) handIn();
+                if (rendezvous.await()) handIn();
                 rendezvous.await();
                 return params;
             } catch (IOException | RuntimeException e) {

@@ -184,15 +184,14 @@ public final class ConvNet implements AutoCloseable {
         BnReducer forShard(int shard) {
             return (layer, forward, sums) -> {
                 slots[shard] = sums;
-                rendezvous.await();
-                if (shard == 0) {
+                if (rendezvous.await()) { // the last shard to arrive sums, in shard order
                     double[] t = new double[sums.length];
                     for (double[] s : slots) for (int i = 0; i < t.length; i++) t[i] += s[i];
                     outer.allReduce(layer, forward, t);
                     total = t;
                 }
-                // Shard j writes slots[j] again only after this second rendezvous, and shard 0 replaces
-                // total only after the next call's first one, which every shard reaches after copying.
+                // Shard j writes slots[j] again only after this second rendezvous, and total is replaced
+                // only after the next call's first one, which every shard reaches after copying.
                 rendezvous.await();
                 System.arraycopy(total, 0, sums, 0, sums.length);
             };

@@ -23,14 +23,17 @@ public final class Rendezvous {
         this.parties = parties;
     }
 
-    /** Waits until all parties have arrived; an interrupted wait fails the rendezvous for all. */
-    public synchronized void await() {
+    /**
+     * Waits until all parties have arrived; returns true in the thread that arrived last (it can do the
+     * meeting's work while the others are still waking up). An interrupted wait fails the rendezvous for all.
+     */
+    public synchronized boolean await() {
         if (failed) throw new Released();
         if (++arrived == parties) {
             arrived = 0;
             generation++;
             notifyAll();
-            return;
+            return true;
         }
         long mine = generation;
         try {
@@ -41,6 +44,7 @@ public final class Rendezvous {
             throw new IllegalStateException("interrupted at a rendezvous", e);
         }
         if (generation == mine) throw new Released();
+        return false;
     }
 
     /** A thread failed: every other one waiting, or arriving later, fails too. */

@@ -124,6 +124,17 @@ public final class Blocks {
         return out.iterator();
     }
 
+    /**
+     * A replica's own block for an epoch of --shuffle partition: all its samples, visited in a seeded
+     * order of its own (seed, rank and epoch; the same on a relaunch).
+     */
+    public static Part shuffledWithin(Block block, int rank, long seed, int epoch) {
+        int[] order = Sampler.order(block.size(), seed + 0x632BE59BD9B4E019L * (rank + 1), epoch);
+        int[] localIndex = new int[block.size()];
+        for (int p = 0; p < order.length; p++) localIndex[order[p]] = p; // sample order[p] is visited p-th
+        return new Part(rank, localIndex, block.pixels(), block.labels());
+    }
+
     /** Replica r's samples for the epoch, in the order it visits them. */
     public static Dataset merge(Iterator<Part> parts, int count, NetSpec shape) {
         int size = shape.inputSize();

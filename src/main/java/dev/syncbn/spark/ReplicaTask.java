@@ -5,7 +5,6 @@ import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.ExecutorHub;
 
 import dev.syncbn.data.Dataset;
-import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.ConvNet;
@@ -31,8 +30,8 @@ import scala.runtime.AbstractFunction1;
  */
 public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
     /** Everything a replica needs to know about the run; shipped in the task closure. */
-    public record Job(String host, int port, CoordinatorKey key, int workers, int batchPerWorker, int trainSize, NetSpec spec, BnMode bn,
-            int threads, int epoch, int failAtStep) implements Serializable {}
+    public record Job(String host, int port, CoordinatorKey key, SparkEngine.Shares shares, NetSpec spec, BnMode bn, int threads, int epoch,
+            int failAtStep) implements Serializable {}
 
     private final Job job;
 
@@ -45,7 +44,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         BarrierTaskContext ctx = BarrierTaskContext.get();
         int rank = ctx.partitionId();
         // one line in the executor's log per replica and epoch: where each replica ran
-        System.out.println("syncbn replica " + rank + " of " + job.workers() + ", epoch " + job.epoch() + ", stage attempt " + ctx.stageAttemptNumber()
+        System.out.println("syncbn replica " + rank + " of " + job.shares().workers() + ", epoch " + job.epoch() + ", stage attempt " + ctx.stageAttemptNumber()
                 + ", on executor " + org.apache.spark.SparkEnv.get().executorId() + " with ranks " + java.util.Arrays.toString(ranksOfThisExecutor(ctx)));
         try {
             run(rank, ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
@@ -66,11 +65,10 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
     }
 
     private void run(int rank, int attempt, java.util.Iterator<Blocks.Part> parts, BarrierTaskContext ctx) throws Exception {
-        int w = job.workers(), b = job.batchPerWorker();
-        Dataset mine = Blocks.merge(parts, Sampler.countFor(rank, job.trainSize(), w), job.spec());
+        Dataset mine = Blocks.merge(parts, job.shares().samplesOf(rank), job.spec());
         Backend.init();
         String hubKey = job.host() + ":" + job.port() + "/" + job.epoch() + "/" + attempt;
-        try (ConvNet net = new ConvNet(job.spec(), b, job.threads(), DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(job.spec(), job.shares().batchPerWorker(), job.threads(), DataType.FLOAT)) {
             int paramCount = net.paramCount(), stateCount = net.state.length();
             ExecutorHub hub = HUBS.computeIfAbsent(hubKey, k -> new ExecutorHub(ranksOfThisExecutor(ctx), job.bn(),
                     (ranks, killed) -> new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), ranks, job.epoch(), attempt,
@@ -84,12 +82,12 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
     }
 
     private void train(int rank, int attempt, Dataset mine, ConvNet net, ExecutorHub.Replica client) throws Exception {
-        int w = job.workers(), b = job.batchPerWorker();
+        int b = job.shares().batchPerWorker();
         CoordinatorClient.Welcome welcome = client.welcome();
         net.params.copyFrom(welcome.params());
         net.state.copyFrom(welcome.state());
         net.setReducer(job.bn().synced() ? client : BnReducer.LOCAL);
-        int steps = Sampler.steps(job.trainSize(), w * b);
+        int steps = job.shares().steps();
         int[] order = new int[mine.size()];
         for (int i = 0; i < order.length; i++) order[i] = i;
         int[] labels = new int[b];
@@ -99,7 +97,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
                 throw new IllegalStateException("injected failure at step " + step + " (--fail-at-step, for tests)");
             }
             int from = Math.min(step * b, mine.size()), n = Math.min(b, mine.size() - from);
-            int global = Math.min(w * b, job.trainSize() - step * w * b);
+            int global = job.shares().globalBatch(step);
             long t0 = System.nanoTime();
             mine.fill(order, from, n, net.input, labels);
             SoftmaxCrossEntropy.Result r;

@@ -30,7 +30,46 @@ import scala.reflect.ClassTag$;
  * the batch statistics, so the epoch ends with the same average, up to float rounding.
  */
 public final class SparkEngine implements Engine {
-    public record Settings(int workers, int batchPerWorker, BnMode bn, double lr, long seed, int threadsPerTask, int failAtStep) {}
+    /**
+     * shufflePartitions: each replica keeps its block of the training data for the whole run and
+     * reshuffles within it every epoch (no data moved after the first epoch), instead of the default
+     * global reshuffle across replicas, which gives exactly one process's batches.
+     */
+    public record Settings(int workers, int batchPerWorker, BnMode bn, double lr, long seed, int threadsPerTask, int failAtStep, boolean shufflePartitions) {
+        public Settings(int workers, int batchPerWorker, BnMode bn, double lr, long seed, int threadsPerTask, int failAtStep) {
+            this(workers, batchPerWorker, bn, lr, seed, threadsPerTask, failAtStep, false);
+        }
+    }
+
+    /**
+     * Which samples each replica trains on in every step of an epoch. Global shuffle (blockSizes null):
+     * DistributedSampler's deal of one seeded permutation of all trainSize samples. Partition shuffle:
+     * replica r visits its own block of blockSizes[r] samples in a seeded order of its own, b per step,
+     * for as many steps as the largest block needs (a replica whose block is used up contributes empty
+     * batches).
+     */
+    public record Shares(int trainSize, int workers, int batchPerWorker, int[] blockSizes) implements java.io.Serializable {
+        public int steps() {
+            if (blockSizes == null) return Sampler.steps(trainSize, workers * batchPerWorker);
+            int largest = 0;
+            for (int s : blockSizes) largest = Math.max(largest, s);
+            return Math.max(1, Sampler.steps(largest, batchPerWorker));
+        }
+
+        /** How many samples replica rank holds for the epoch. */
+        public int samplesOf(int rank) {
+            return blockSizes == null ? Sampler.countFor(rank, trainSize, workers) : blockSizes[rank];
+        }
+
+        /** The global batch of a step: the samples of all replicas together. */
+        public int globalBatch(int step) {
+            if (blockSizes == null) return Math.min(workers * batchPerWorker, trainSize - step * workers * batchPerWorker);
+            int total = 0;
+            for (int s : blockSizes) total += Math.max(0, Math.min(batchPerWorker, s - step * batchPerWorker));
+            return total;
+        }
+    }
+
 
     private final JavaSparkContext sc;
     private final Settings s;
@@ -41,6 +80,7 @@ public final class SparkEngine implements Engine {
     private final Adam adam;
     private final Coordinator coordinator;
     private final CoordinatorKey key;
+    private final Shares shares;
 
     /** Training and test data from the driver's memory, shipped to the executors as W blocks each. */
     public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, Settings s) throws IOException {
@@ -67,6 +107,16 @@ public final class SparkEngine implements Engine {
         this.trainBlocks = data.train().persist(StorageLevel.MEMORY_ONLY());
         this.testBlocks = data.test().persist(StorageLevel.MEMORY_ONLY());
         this.key = CoordinatorKey.forRun(sc.getConf());
+        if (s.shufflePartitions()) {
+            // one cached block per replica, for the whole run
+            java.util.List<Integer> sizes = trainBlocks.map(Blocks.Block::size).collect();
+            if (sizes.size() != s.workers()) {
+                throw new IllegalArgumentException("--shuffle partition needs the training data in " + s.workers() + " blocks (one per replica), it has " + sizes.size());
+            }
+            this.shares = new Shares(trainSize, s.workers(), s.batchPerWorker(), sizes.stream().mapToInt(Integer::intValue).toArray());
+        } else {
+            this.shares = new Shares(trainSize, s.workers(), s.batchPerWorker(), null);
+        }
         this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths(), key.key(),
                 key.encrypt());
     }
@@ -92,7 +142,7 @@ public final class SparkEngine implements Engine {
 
     @Override
     public int stepsPerEpoch() {
-        return Sampler.steps(trainSize, s.workers() * s.batchPerWorker());
+        return shares.steps();
     }
 
     @Override
@@ -125,10 +175,13 @@ public final class SparkEngine implements Engine {
         long n = trainSize;
         int workers = w;
         long seed = s.seed();
-        JavaRDD<Blocks.Part> parts = trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers))
-                .partitionBy(new Blocks.ReplicaPartitioner(w)).values();
-        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, w, s.batchPerWorker(), trainSize, spec,
-                s.bn(), s.threadsPerTask(), epoch, s.failAtStep()));
+        // global: every block sends each sample to the replica that visits it this epoch (a shuffle of all
+        // blocks); partition: replica r takes cached block r as it is, in an order of its own (no shuffle)
+        JavaRDD<Blocks.Part> parts = s.shufflePartitions()
+                ? trainBlocks.mapPartitionsWithIndex((rank, blocks) -> java.util.List.of(Blocks.shuffledWithin(blocks.next(), rank, seed, epoch)).iterator(), true)
+                : trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers)).partitionBy(new Blocks.ReplicaPartitioner(w)).values();
+        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shares, spec, s.bn(), s.threadsPerTask(), epoch,
+                s.failAtStep()));
         // A failure the driver knows to be deterministic (a non-finite loss) cancels the epoch's job at once:
         // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
         String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch;

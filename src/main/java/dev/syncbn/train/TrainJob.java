@@ -34,13 +34,15 @@ public final class TrainJob {
         int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
         System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, evaluating on %d%n",
                 sc.master(), c.workers(), c.batchPerWorker(), c.workers() * c.batchPerWorker(), c.bn().text(), threads, data.trainSize(), data.testSize());
-        SparkEngine.Settings settings = new SparkEngine.Settings(c.workers(), c.batchPerWorker(), c.bn(), c.lr(), c.seed(), threads, c.failAtStep());
+        SparkEngine.Settings settings = new SparkEngine.Settings(c.workers(), c.batchPerWorker(), c.bn(), c.lr(), c.seed(), threads, c.failAtStep(),
+                c.shuffle().equals("partition"));
         try (SparkEngine engine = new SparkEngine(sc, data, settings)) {
             System.out.println(engine.channelDescription());
             Map<String, String> shape = new LinkedHashMap<>();
             shape.put("workers", Integer.toString(c.workers()));
             shape.put("batch-per-worker", Integer.toString(c.batchPerWorker()));
             shape.put("bn", c.bn().text());
+            shape.put("shuffle", c.shuffle());
             return run(engine, c, sc.hadoopConfiguration(), shape, onEpoch);
         }
     }
