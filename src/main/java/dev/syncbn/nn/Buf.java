@@ -23,8 +23,16 @@ public abstract class Buf {
         this.flat = flat;
     }
 
+    private static final ThreadLocal<long[]> ALLOCATED = ThreadLocal.withInitial(() -> new long[1]);
+
+    /** Bytes this thread has allocated through zeros so far (to size a network before building it for real). */
+    public static long allocatedByThisThread() {
+        return ALLOCATED.get()[0];
+    }
+
     public static Buf zeros(DataType type, long length) {
         INDArray flat = Nd4j.create(type, Math.max(1, length));
+        ALLOCATED.get()[0] += Math.max(1, length) * type.width();
         if (type == DataType.FLOAT) return new F32(flat);
         if (type == DataType.DOUBLE) return new F64(flat);
         throw new IllegalArgumentException("unsupported data type " + type + " (FLOAT or DOUBLE)");

@@ -69,6 +69,24 @@ public final class ConvNet implements AutoCloseable {
         }) : null;
     }
 
+    /**
+     * The off-heap bytes of a float network for maxBatch samples in threads shards, without building it:
+     * two one-shard networks for 1 and 2 samples give the fixed part and the part per sample. A lower
+     * bound: ND4J's ops take some scratch memory of their own while they run.
+     */
+    public static long bytesFor(NetSpec spec, long maxBatch, int threads) {
+        long[] bytes = new long[3];
+        for (int batch = 1; batch <= 2; batch++) {
+            long before = Buf.allocatedByThisThread();
+            try (ConvNet net = new ConvNet(spec, batch, 1, DataType.FLOAT)) {
+                bytes[batch] = Buf.allocatedByThisThread() - before;
+            }
+        }
+        long perSample = bytes[2] - bytes[1], fixed = bytes[1] - perSample;
+        long shards = Math.max(1, Math.min(threads, maxBatch));
+        return shards * fixed + maxBatch * perSample;
+    }
+
     /** One stack of layers with its own buffers, for up to capacity samples. */
     private static final class Shard {
         final Parallel parallel;

@@ -68,7 +68,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         Dataset mine = Blocks.merge(parts, job.shares().samplesOf(rank), job.spec());
         Backend.init();
         String hubKey = job.host() + ":" + job.port() + "/" + job.epoch() + "/" + attempt;
-        try (ConvNet net = new ConvNet(job.spec(), job.shares().batchPerWorker(), job.threads(), DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(job.spec(), SparkEngine.replicaBatch(job.shares().batchPerWorker(), mine.size()), job.threads(), DataType.FLOAT)) {
             int paramCount = net.paramCount(), stateCount = net.state.length();
             ExecutorHub hub = HUBS.computeIfAbsent(hubKey, k -> new ExecutorHub(ranksOfThisExecutor(ctx), job.bn(),
                     (ranks, killed) -> new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), ranks, job.epoch(), attempt,
@@ -90,7 +90,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         int steps = job.shares().steps();
         int[] order = new int[mine.size()];
         for (int i = 0; i < order.length; i++) order[i] = i;
-        int[] labels = new int[b];
+        int[] labels = new int[net.maxBatch];
         float[] grads = new float[net.paramCount()], state = new float[net.state.length()];
         for (int step = welcome.startStep(); step < steps; step++) {
             if (step == job.failAtStep() && rank == 0 && attempt == 0) {

@@ -117,8 +117,36 @@ public final class SparkEngine implements Engine {
         } else {
             this.shares = new Shares(trainSize, s.workers(), s.batchPerWorker(), null);
         }
+        checkMemory(sc, s, shares, spec);
         this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths(), key.key(),
                 key.encrypt());
+    }
+
+    /**
+     * Refuses, before any stage starts, replicas that cannot fit in their executor's off-heap memory
+     * (ND4J's buffers; JavaCPP's limit, which is the JVM's -Xmx unless org.bytedeco.javacpp.maxbytes says
+     * otherwise): each replica is sized by the samples it can get, at most b.
+     */
+    static void checkMemory(JavaSparkContext sc, Settings s, Shares shares, NetSpec spec) {
+        int largest = 0;
+        for (int r = 0; r < s.workers(); r++) largest = Math.max(largest, shares.samplesOf(r));
+        long perReplica = ConvNet.bytesFor(spec, replicaBatch(s.batchPerWorker(), largest), s.threadsPerTask());
+        int cpusPerTask = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        int together = sc.isLocal() ? s.workers()
+                : Math.min(s.workers(), Math.max(1, sc.getConf().getInt("spark.executor.cores", SparkSetup.taskSlots(sc) * cpusPerTask) / cpusPerTask));
+        long limit = sc.isLocal() ? org.bytedeco.javacpp.Pointer.maxBytes() : sc.getConf().getSizeAsBytes("spark.executor.memory", "1g");
+        if ((double) perReplica * together > limit) {
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT,
+                    "--batch-per-worker %d: a replica of up to %d samples needs at least %.0f MB of off-heap memory, %d replica(s) per executor %.0f MB, "
+                            + "but the %s allows %.0f MB; lower --batch-per-worker or give it more memory (%s)",
+                    s.batchPerWorker(), replicaBatch(s.batchPerWorker(), largest), perReplica / 1e6, together, (double) perReplica * together / 1e6,
+                    sc.isLocal() ? "driver (local mode)" : "executor", limit / 1e6, sc.isLocal() ? "--driver-memory" : "spark.executor.memory"));
+        }
+    }
+
+    /** A replica's buffers hold this many samples: b, or fewer if it can never get b. */
+    static int replicaBatch(int batchPerWorker, int samples) {
+        return Math.max(1, Math.min(batchPerWorker, samples));
     }
 
     private static String driverHost(JavaSparkContext sc) {
@@ -214,7 +242,7 @@ public final class SparkEngine implements Engine {
         float[] params = net.params.toFloats(), state = net.state.toFloats();
         double[] sums = trainBlocks.map(block -> {
             dev.syncbn.nn.Backend.init();
-            try (ConvNet replica = new ConvNet(spec, b, threads, DataType.FLOAT)) {
+            try (ConvNet replica = new ConvNet(spec, replicaBatch(b, block.size()), threads, DataType.FLOAT)) { // only whole batches of b are taken
                 replica.params.copyFrom(params);
                 replica.state.copyFrom(state);
                 int[] order = new int[block.size()];

@@ -198,6 +198,27 @@ class SparkTrainingTest {
         assertEquals(11, local.stepLosses().size());
     }
 
+    /**
+     * Replicas are sized by the samples they can get (a huge b on little data runs), and replicas that
+     * cannot fit their executor's off-heap memory are refused before anything starts, saying how much.
+     */
+    @Test
+    void replicasAreSizedByTheirDataAndRefusedWhenTheyCannotFit() throws Exception {
+        Run small = runSpark(64, 2, 100_000, "sync", 1, -1); // one step of 32 + 32: buffers for 32, not 100,000
+        assertEquals(1, small.stepLosses().size());
+        assertClose(runLocal(64, 64, 1), small, 1e-4);
+        NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
+        long perSample = dev.syncbn.nn.ConvNet.bytesFor(spec, 2, 1) - dev.syncbn.nn.ConvNet.bytesFor(spec, 1, 1);
+        assertTrue(perSample > 28 * 28 * 32 * 4, "at least the first convolution's output: " + perSample);
+        int b = (int) Math.min(Integer.MAX_VALUE / 2, org.bytedeco.javacpp.Pointer.maxBytes() / perSample + 1);
+        SparkEngine.Settings settings = new SparkEngine.Settings(2, b, BnMode.parse("sync", 2), 1e-3, 7, 1, -1);
+        SparkEngine.Shares shares = new SparkEngine.Shares(2 * b, 2, b, null);
+        String m = assertThrows(IllegalArgumentException.class, () -> SparkEngine.checkMemory(sc, settings, shares, spec)).getMessage();
+        assertTrue(m.startsWith("--batch-per-worker " + b + ": a replica of up to " + b + " samples needs at least") && m.contains("MB of off-heap memory")
+                && m.contains("--driver-memory"), m);
+        SparkEngine.checkMemory(sc, settings, new SparkEngine.Shares(64, 2, b, null), spec); // 32 samples each: fits
+    }
+
     @org.junit.jupiter.api.io.TempDir
     java.nio.file.Path dir;
 
