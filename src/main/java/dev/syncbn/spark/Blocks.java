@@ -149,7 +149,7 @@ public final class Blocks {
                 seen++;
             }
         }
-        if (seen != count) throw new IllegalStateException("replica received " + seen + " samples, expected " + count);
+        if (seen != count) throw new IllegalArgumentException("replica received " + seen + " samples, expected " + count + ": the training data changed during the run?");
         return new Dataset(pixels, labels, shape.channels(), shape.height(), shape.width(), shape.classes());
     }
 

@@ -48,10 +48,23 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
                 + ", on executor " + org.apache.spark.SparkEnv.get().executorId() + " with ranks " + java.util.Arrays.toString(ranksOfThisExecutor(ctx)));
         try {
             run(rank, ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
+        } catch (IllegalArgumentException e) { // bad data or a refused configuration: every attempt would fail alike
+            throw new DeterministicFailure("replica " + rank + " failed in epoch " + job.epoch() + ": " + e.getMessage(), e);
         } catch (Exception e) {
             throw new IllegalStateException("replica " + rank + " failed in epoch " + job.epoch() + ": " + e.getMessage(), e);
         }
         return CollectionConverters.asScala(Collections.singletonList(rank).iterator());
+    }
+
+    /**
+     * A replica's failure that a relaunched stage would meet again (bad data, a refused configuration).
+     * The driver sees its class name in the task's failure and ends the epoch's job at once instead of
+     * letting Spark relaunch the barrier stage spark.stage.maxConsecutiveAttempts times.
+     */
+    public static final class DeterministicFailure extends IllegalStateException {
+        DeterministicFailure(String message, Throwable cause) {
+            super(message, cause);
+        }
     }
 
     /** The hubs of this JVM's replicas, one per coordinator, epoch and stage attempt. */

@@ -215,14 +215,28 @@ public final class SparkEngine implements Engine {
         String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch;
         sc.setJobGroup(group, "syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)", true); // sets the job description too
         coordinator.onFailure(() -> sc.cancelJobGroup(group));
+        // Likewise a replica's deterministic failure, which Spark only reports as a failed task.
+        java.util.concurrent.atomic.AtomicReference<String> replicaFailure = new java.util.concurrent.atomic.AtomicReference<>();
+        org.apache.spark.scheduler.SparkListener deterministic = new org.apache.spark.scheduler.SparkListener() {
+            @Override
+            public void onTaskEnd(org.apache.spark.scheduler.SparkListenerTaskEnd end) {
+                if (end.reason() instanceof org.apache.spark.ExceptionFailure f && f.className().equals(ReplicaTask.DeterministicFailure.class.getName())
+                        && replicaFailure.compareAndSet(null, f.description())) {
+                    sc.cancelJobGroup(group);
+                }
+            }
+        };
+        sc.sc().addSparkListener(deterministic);
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result
         // stage whose output may already be partly taken), hence the one-partition shuffle after it.
         try {
             JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
+            if (coordinator.failure() == null && replicaFailure.get() != null) throw new IllegalArgumentException(replicaFailure.get() + " (not retried: it would fail again)", e);
             throw driverFailureOr(e);
         } finally {
+            sc.sc().removeSparkListener(deterministic);
             sc.clearJobGroup(); // a thread's job group and description stick to every later job of the thread
             sc.setJobDescription(null);
         }

@@ -320,6 +320,27 @@ class SparkTrainingTest {
         }
     }
 
+    /** A replica's deterministic failure (here a refused configuration that only the task meets) ends the epoch's job at once, with its message. */
+    @Test
+    void aReplicasDeterministicFailureIsNotRetried() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger relaunches = new java.util.concurrent.atomic.AtomicInteger();
+        org.apache.spark.scheduler.SparkListener listener = new org.apache.spark.scheduler.SparkListener() {
+            @Override
+            public void onStageSubmitted(org.apache.spark.scheduler.SparkListenerStageSubmitted stage) {
+                if (stage.stageInfo().attemptNumber() > 0) relaunches.incrementAndGet();
+            }
+        };
+        sc.sc().addSparkListener(listener);
+        try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 0, -1))) {
+            String m = assertThrows(IllegalArgumentException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
+            assertTrue(m.contains("failed in epoch 1: threads must be at least 1, got 0") && m.contains("not retried"), m);
+            sc.sc().listenerBus().waitUntilEmpty(30_000);
+            assertTrue(relaunches.get() <= 1, "cancelled at once, not relaunched until Spark gives up: " + relaunches.get() + " relaunches");
+        } finally {
+            sc.sc().removeSparkListener(listener);
+        }
+    }
+
     @Test
     void aNonFiniteLossEndsTheEpochAtOnceWithoutRelaunchingTheStage() throws Exception {
         java.util.concurrent.atomic.AtomicInteger relaunches = new java.util.concurrent.atomic.AtomicInteger();
