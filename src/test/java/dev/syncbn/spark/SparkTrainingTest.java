@@ -320,9 +320,8 @@ class SparkTrainingTest {
         }
     }
 
-    /** A replica's deterministic failure (here a refused configuration that only the task meets) ends the epoch's job at once, with its message. */
-    @Test
-    void aReplicasDeterministicFailureIsNotRetried() throws Exception {
+    /** How many stage attempts after the first (relaunches) Spark submits while body runs. */
+    static int relaunchesDuring(org.junit.jupiter.api.function.Executable body) throws Throwable {
         java.util.concurrent.atomic.AtomicInteger relaunches = new java.util.concurrent.atomic.AtomicInteger();
         org.apache.spark.scheduler.SparkListener listener = new org.apache.spark.scheduler.SparkListener() {
             @Override
@@ -331,33 +330,35 @@ class SparkTrainingTest {
             }
         };
         sc.sc().addSparkListener(listener);
-        try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 0, -1))) {
-            String m = assertThrows(IllegalArgumentException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
-            assertTrue(m.contains("failed in epoch 1: threads must be at least 1, got 0") && m.contains("not retried"), m);
-            sc.sc().listenerBus().waitUntilEmpty(30_000);
-            assertTrue(relaunches.get() <= 1, "cancelled at once, not relaunched until Spark gives up: " + relaunches.get() + " relaunches");
+        try {
+            body.execute();
+            sc.sc().listenerBus().waitUntilEmpty(30_000); // the listener hears of stages asynchronously
         } finally {
             sc.sc().removeSparkListener(listener);
         }
+        return relaunches.get();
+    }
+
+    /** A replica's deterministic failure (here a refused configuration that only the task meets) ends the epoch's job at once, with its message. */
+    @Test
+    void aReplicasDeterministicFailureIsNotRetried() throws Throwable {
+        int relaunches = relaunchesDuring(() -> {
+            try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 0, -1))) {
+                String m = assertThrows(IllegalArgumentException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
+                assertTrue(m.contains("failed in epoch 1: threads must be at least 1, got 0") && m.contains("not retried"), m);
+            }
+        });
+        assertTrue(relaunches <= 1, "cancelled at once, not relaunched until Spark gives up: " + relaunches + " relaunches");
     }
 
     @Test
-    void aNonFiniteLossEndsTheEpochAtOnceWithoutRelaunchingTheStage() throws Exception {
-        java.util.concurrent.atomic.AtomicInteger relaunches = new java.util.concurrent.atomic.AtomicInteger();
-        org.apache.spark.scheduler.SparkListener listener = new org.apache.spark.scheduler.SparkListener() {
-            @Override
-            public void onStageSubmitted(org.apache.spark.scheduler.SparkListenerStageSubmitted stage) {
-                if (stage.stageInfo().attemptNumber() > 0) relaunches.incrementAndGet();
+    void aNonFiniteLossEndsTheEpochAtOnceWithoutRelaunchingTheStage() throws Throwable {
+        int relaunches = relaunchesDuring(() -> {
+            try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e30, 7, 1, -1))) {
+                String m = assertThrows(IllegalStateException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
+                assertTrue(m.matches(".*epoch 1 step \\d+ is (NaN|Infinity|-Infinity).*"), m);
             }
-        };
-        sc.sc().addSparkListener(listener);
-        try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e30, 7, 1, -1))) {
-            String m = assertThrows(IllegalStateException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
-            assertTrue(m.matches(".*epoch 1 step \\d+ is (NaN|Infinity|-Infinity).*"), m);
-            sc.sc().listenerBus().waitUntilEmpty(30_000);
-            assertEquals(0, relaunches.get(), "a deterministic failure is not retried");
-        } finally {
-            sc.sc().removeSparkListener(listener);
-        }
+        });
+        assertEquals(0, relaunches, "a deterministic failure is not retried");
     }
 }

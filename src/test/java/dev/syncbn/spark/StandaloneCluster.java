@@ -31,19 +31,10 @@ final class StandaloneCluster implements AutoCloseable {
         home = dir.resolve("spark-home");
         workDir = dir.resolve("work");
         logs = dir.resolve("logs");
-        Files.createDirectories(home.resolve("jars"));
         Files.createDirectories(workDir);
         Files.createDirectories(logs);
-        Files.writeString(home.resolve("RELEASE"), "minimal SPARK_HOME made by the syncbn tests\n"); // makes Spark's launcher use jars/
-        for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
-            Path p = Path.of(entry);
-            if (entry.endsWith(".jar") && Files.isRegularFile(p) && !entry.contains("junit") && !entry.contains("opentest4j")) {
-                Path link = home.resolve("jars").resolve(p.getFileName());
-                if (!Files.exists(link)) Files.createSymbolicLink(link, p);
-            }
-        }
-        appJar = dir.resolve("syncbn-app.jar");
-        jar(Path.of("target/classes"), appJar);
+        makeHome(home);
+        appJar = appJar(dir);
         masterPort = freePort();
         start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", Integer.toString(masterPort), "--webui-port",
                 Integer.toString(freePort()));
@@ -65,6 +56,34 @@ final class StandaloneCluster implements AutoCloseable {
         }
     }
 
+    /** A minimal SPARK_HOME at home: jars/ holds links to this test run's jars (Spark, Hadoop, ND4J, ...). */
+    static void makeHome(Path home) throws IOException {
+        Files.createDirectories(home.resolve("jars"));
+        Files.writeString(home.resolve("RELEASE"), "minimal SPARK_HOME made by the syncbn tests\n"); // makes Spark's launcher use jars/
+        for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
+            Path p = Path.of(entry);
+            if (entry.endsWith(".jar") && Files.isRegularFile(p) && !entry.contains("junit") && !entry.contains("opentest4j")) {
+                Path link = home.resolve("jars").resolve(p.getFileName());
+                if (!Files.exists(link)) Files.createSymbolicLink(link, p);
+            }
+        }
+    }
+
+    /** The application jar (this project's classes) in dir. */
+    static Path appJar(Path dir) throws IOException {
+        Path out = dir.resolve("syncbn-app.jar");
+        jar(Path.of("target/classes"), out);
+        return out;
+    }
+
+    /** The java command line for mainClass with home's jars and Spark's Java 17 options. */
+    static List<String> javaCommand(Path home, String mainClass) {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g"));
+        for (String opt : System.getProperty("syncbn.spark.jvm.options", "").split(" ")) if (!opt.isBlank()) cmd.add(opt);
+        cmd.addAll(List.of("-cp", home.resolve("jars") + "/*", mainClass));
+        return cmd;
+    }
+
     private static void jar(Path classes, Path out) throws IOException {
         try (JarOutputStream jar = new JarOutputStream(Files.newOutputStream(out)); Stream<Path> files = Files.walk(classes)) {
             for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
@@ -76,10 +95,7 @@ final class StandaloneCluster implements AutoCloseable {
     }
 
     List<String> javaCommand(String mainClass) {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g"));
-        for (String opt : System.getProperty("syncbn.spark.jvm.options", "").split(" ")) if (!opt.isBlank()) cmd.add(opt);
-        cmd.addAll(List.of("-cp", home.resolve("jars") + "/*", mainClass));
-        return cmd;
+        return javaCommand(home, mainClass);
     }
 
     Process start(String name, String mainClass, String... args) throws IOException {
