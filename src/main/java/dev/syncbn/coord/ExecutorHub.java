@@ -57,11 +57,6 @@ public final class ExecutorHub {
         return new Replica(index);
     }
 
-    /** Whether every replica has closed its handle (the hub is done). */
-    public synchronized boolean closed() {
-        return closedReplicas == ranks.length;
-    }
-
     private synchronized CoordinatorClient.Welcome welcome() throws IOException {
         if (welcome == null) {
             if (rendezvous.failed()) throw new IllegalStateException("another replica of this executor failed");

@@ -72,7 +72,8 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
 
     /** The ranks of the barrier stage whose tasks run in this executor (the same address), ascending. */
     static int[] ranksOfThisExecutor(BarrierTaskContext ctx) {
-        BarrierTaskInfo[] tasks = ctx.getTaskInfos(); // indexed by partition, which is the rank
+        // indexed by partition, which is the rank; address: the executor's RPC host:port, one per executor JVM
+        BarrierTaskInfo[] tasks = ctx.getTaskInfos();
         String mine = tasks[ctx.partitionId()].address();
         return IntStream.range(0, tasks.length).filter(r -> tasks[r].address().equals(mine)).toArray();
     }
@@ -89,7 +90,9 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
             try (ExecutorHub.Replica client = hub.replica(rank, ctx::isInterrupted)) {
                 train(rank, attempt, mine, net, client);
             } finally {
-                if (hub.closed()) HUBS.remove(hubKey, hub);
+                // The first replica out unlists the hub (its mates hold it already: every step needs them all,
+                // so all have joined before any can leave normally); a hub of a failed attempt does not linger.
+                HUBS.remove(hubKey, hub);
             }
         }
     }

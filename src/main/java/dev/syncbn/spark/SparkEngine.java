@@ -110,7 +110,7 @@ public final class SparkEngine implements Engine {
         if (s.shufflePartitions()) {
             // one cached block per replica, for the whole run
             java.util.List<Integer> sizes = trainBlocks.map(Blocks.Block::size).collect();
-            if (sizes.size() != s.workers()) {
+            if (sizes.size() != s.workers() || trainBlocks.getNumPartitions() != s.workers()) {
                 throw new IllegalArgumentException("--shuffle partition needs the training data in " + s.workers() + " blocks (one per replica), it has " + sizes.size());
             }
             this.shares = new Shares(trainSize, s.workers(), s.batchPerWorker(), sizes.stream().mapToInt(Integer::intValue).toArray());
@@ -132,8 +132,9 @@ public final class SparkEngine implements Engine {
         for (int r = 0; r < s.workers(); r++) largest = Math.max(largest, shares.samplesOf(r));
         long perReplica = ConvNet.bytesFor(spec, replicaBatch(s.batchPerWorker(), largest), s.threadsPerTask());
         int cpusPerTask = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
-        int together = sc.isLocal() ? s.workers()
-                : Math.min(s.workers(), Math.max(1, sc.getConf().getInt("spark.executor.cores", SparkSetup.taskSlots(sc) * cpusPerTask) / cpusPerTask));
+        // replicas that share an executor JVM: all of them in local mode; else as many as its cores hold (if
+        // spark.executor.cores is not set, one: this check refuses only what surely cannot fit)
+        int together = sc.isLocal() ? s.workers() : Math.min(s.workers(), Math.max(1, sc.getConf().getInt("spark.executor.cores", 1) / cpusPerTask));
         long limit = sc.isLocal() ? org.bytedeco.javacpp.Pointer.maxBytes() : sc.getConf().getSizeAsBytes("spark.executor.memory", "1g");
         if ((double) perReplica * together > limit) {
             throw new IllegalArgumentException(String.format(java.util.Locale.ROOT,
@@ -233,7 +234,9 @@ public final class SparkEngine implements Engine {
             JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
-            if (coordinator.failure() == null && replicaFailure.get() != null) throw new IllegalArgumentException(replicaFailure.get() + " (not retried: it would fail again)", e);
+            if (coordinator.failure() == null && replicaFailure.get() != null) {
+                throw new IllegalArgumentException(replicaFailure.get() + " (not retried: it would fail again)", e);
+            }
             throw driverFailureOr(e);
         } finally {
             sc.sc().removeSparkListener(deterministic);
