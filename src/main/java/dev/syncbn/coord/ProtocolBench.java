@@ -23,8 +23,13 @@ public final class ProtocolBench {
     public static void main(String[] args) throws Exception {
         List<String> rest = new ArrayList<>(List.of(args));
         boolean encrypt = rest.remove("--encrypt");
-        String[] configs = (rest.size() > 0 ? rest.get(0) : "1x2,2x1,2x4,4x4,8x8").split(",");
-        int steps = rest.size() > 1 ? Integer.parseInt(rest.get(1)) : 200;
+        String configList = rest.size() > 0 ? rest.get(0) : "1x2,2x1,2x4,4x4,8x8", stepText = rest.size() > 1 ? rest.get(1) : "200";
+        if (!configList.matches("[1-9]\\d*x[1-9]\\d*(,[1-9]\\d*x[1-9]\\d*)*") || !stepText.matches("[1-9]\\d{0,6}") || rest.size() > 2) {
+            System.err.println("usage: bench-protocol [ExR,...] [steps] [--encrypt]   (E executors x R replicas each, e.g. 1x2,8x8; steps 1..9999999)");
+            System.exit(2);
+        }
+        String[] configs = configList.split(",");
+        int steps = Integer.parseInt(stepText);
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
         int paramCount, stateCount;
         try (ConvNet net = new ConvNet(spec, 1, 1, DataType.FLOAT)) {
