@@ -154,13 +154,8 @@ public final class BnReluPool implements Layer {
         return a - (d & (d >> 63));
     }
 
-    /**
-     * A long whose order is the order of the float values (the magnitude bits of negatives flipped), and
-     * among equal values that of rank (the window's first element gets the highest).
-     */
     private static long key(float v, int rank) {
-        int bits = Float.floatToRawIntBits(v);
-        return ((long) (bits ^ ((bits >> 31) & 0x7fffffff)) << 8) | rank;
+        return MaxPool2d.windowKey(v, rank);
     }
 
     @Override

@@ -47,7 +47,7 @@ public final class MaxPool2d implements Layer {
                         for (int wy = 0; wy < k; wy++) {
                             for (int wx = 0; wx < k; wx++) {
                                 int i = corner + wy * inW + wx;
-                                best = Math.max(best, ((long) sortable(x.get(i)) << 8) | (window - 1 - (wy * k + wx)));
+                                best = Math.max(best, windowKey((float) x.get(i), window - 1 - (wy * k + wx)));
                             }
                         }
                         int slot = window - 1 - (int) (best & 0xff), winner = corner + (slot / k) * inW + slot % k;
@@ -62,12 +62,13 @@ public final class MaxPool2d implements Layer {
     }
 
     /**
-     * An int whose signed order is the order of the float values (flip the magnitude bits of negatives).
-     * Values closer than float precision tie; the first of them wins, as it would for equal values.
+     * A long whose order is the order of the float values (the magnitude bits of negatives flipped), and
+     * among equal values that of rank (the window's first element gets the highest). Values closer than
+     * float precision tie; the first of them wins, as it would for equal values. (BnReluPool uses it too.)
      */
-    private static int sortable(double v) {
-        int bits = Float.floatToRawIntBits((float) v);
-        return bits ^ ((bits >> 31) & 0x7fffffff);
+    static long windowKey(float v, int rank) {
+        int bits = Float.floatToRawIntBits(v);
+        return ((long) (bits ^ ((bits >> 31) & 0x7fffffff)) << 8) | rank;
     }
 
     @Override
