@@ -59,16 +59,13 @@ public final class Main {
         }
         String command = args[0];
         String[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
-        if (java.util.Arrays.asList(rest).contains("--help") || java.util.Arrays.asList(rest).contains("-h")) {
-            if (!Options.COMMANDS.contains(command)) {
-                System.err.println("error: unknown command '" + command + "' (" + String.join(", ", Options.COMMANDS) + ")");
-                System.exit(2);
-            }
-            System.out.println("usage: syncbn " + command + " [options]\n" + Options.usage(command));
-            return;
-        }
         Options o;
         try {
+            if (java.util.Arrays.asList(rest).contains("--help") || java.util.Arrays.asList(rest).contains("-h")) {
+                String usage = Options.usage(command); // refuses an unknown command
+                System.out.println("usage: syncbn " + command + " [options]\n" + usage);
+                return;
+            }
             o = Options.parse(command, rest);
         } catch (IllegalArgumentException e) {
             System.err.println("error: " + e.getMessage());

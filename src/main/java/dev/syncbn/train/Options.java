@@ -93,7 +93,7 @@ public final class Options {
      * take it, so that nothing given is silently ignored.
      */
     public static Options parse(String command, String[] args) {
-        if (!COMMANDS.contains(command)) throw new IllegalArgumentException("unknown command '" + command + "' (" + String.join(", ", COMMANDS) + ")");
+        checkCommand(command);
         Options o;
         try {
             o = parse(args);
@@ -109,6 +109,10 @@ public final class Options {
                     + "; see syncbn " + command + " --help");
         }
         return o;
+    }
+
+    private static void checkCommand(String command) {
+        if (!COMMANDS.contains(command)) throw new IllegalArgumentException("unknown command '" + command + "' (" + String.join(", ", COMMANDS) + ")");
     }
 
     /** Parses --name value and --name=value pairs; a bare --flag means true. Unknown options are refused. */
@@ -217,6 +221,7 @@ public final class Options {
 
     /** The options of one command (all of them if command is null), a line each. */
     public static String usage(String command) {
+        if (command != null) checkCommand(command);
         StringBuilder b = new StringBuilder();
         for (Option o : ALL) {
             if (command == null || o.of(command)) {
