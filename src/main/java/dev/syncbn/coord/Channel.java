@@ -138,28 +138,42 @@ final class Channel {
 
     /** Sends a frame (built with Wire.Out), sealed. */
     void send(Wire.Out frame) throws IOException {
-        send(frame.payload());
+        frame.data.flush();
+        send(frame.bytes.array(), frame.bytes.size());
     }
 
     /** Sends a frame's payload (its type byte, then its body), sealed. */
     void send(byte[] payload) throws IOException {
-        byte[] sealed;
+        send(payload, payload.length);
+    }
+
+    /** Sends the first length bytes of payload, sealed: with integrity only, the frame as it is and then its tag (no copy). */
+    private void send(byte[] payload, int length) throws IOException {
+        byte[] body, tag;
+        int bodyLength;
         try {
             cipher.init(Cipher.ENCRYPT_MODE, sendKey, iv(sent++));
             if (encrypt) {
                 cipher.updateAAD(payload, 0, 1); // the type travels in clear, covered by the tag
-                sealed = new byte[1 + payload.length - 1 + TAG_BYTES];
-                sealed[0] = payload[0];
-                cipher.doFinal(payload, 1, payload.length - 1, sealed, 1);
+                body = new byte[length + TAG_BYTES];
+                body[0] = payload[0];
+                cipher.doFinal(payload, 1, length - 1, body, 1);
+                bodyLength = body.length;
+                tag = new byte[0];
             } else {
-                cipher.updateAAD(payload);
-                sealed = java.util.Arrays.copyOf(payload, payload.length + TAG_BYTES);
-                cipher.doFinal(new byte[0], 0, 0, sealed, payload.length);
+                cipher.updateAAD(payload, 0, length);
+                body = payload;
+                bodyLength = length;
+                tag = cipher.doFinal();
             }
         } catch (GeneralSecurityException e) {
             throw new IOException("sealing frame " + (sent - 1) + " failed", e);
         }
-        sendPlain(sealed);
+        out.writeInt(bodyLength + tag.length);
+        out.write(body, 0, bodyLength);
+        out.write(tag);
+        out.flush();
+        bytesOut.add(4 + bodyLength + tag.length);
     }
 
     /** Reads the next frame of at most maxLength payload bytes and checks its tag; returns its payload, type first. */
@@ -178,7 +192,7 @@ final class Channel {
             } else {
                 cipher.updateAAD(sealed, 0, sealed.length - TAG_BYTES);
                 cipher.doFinal(sealed, sealed.length - TAG_BYTES, TAG_BYTES);
-                payload = java.util.Arrays.copyOf(sealed, sealed.length - TAG_BYTES);
+                return new DataInputStream(new ByteArrayInputStream(sealed, 0, sealed.length - TAG_BYTES)); // the frame without its tag, not copied
             }
         } catch (AEADBadTagException e) {
             throw new Wire.ProtocolException("frame " + seq + " (type " + sealed[0] + ") failed its integrity check: changed, dropped, reordered or replayed");

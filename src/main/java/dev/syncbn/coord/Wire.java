@@ -27,9 +27,29 @@ final class Wire {
         }
     }
 
+    /** A frame's bytes, written in place: a 201 KB gradient is not copied on its way to the socket. */
+    static final class Bytes extends java.io.ByteArrayOutputStream {
+        Bytes() {
+            super(256);
+        }
+
+        /** The floats, big-endian like the rest of the frame, straight into the buffer. */
+        void writeFloats(float[] a) {
+            int n = 4 * a.length;
+            if (count + n > buf.length) buf = java.util.Arrays.copyOf(buf, Math.max(2 * buf.length, count + n));
+            ByteBuffer.wrap(buf, count, n).asFloatBuffer().put(a);
+            count += n;
+        }
+
+        /** The buffer itself; its first size() bytes are the frame. */
+        byte[] array() {
+            return buf;
+        }
+    }
+
     /** A frame being built in memory and then sent in one write. */
     static final class Out {
-        private final java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream(256);
+        final Bytes bytes = new Bytes();
         final DataOutputStream data = new DataOutputStream(bytes);
 
         Out(byte type) {
@@ -38,9 +58,8 @@ final class Wire {
 
         Out floats(float[] a) throws IOException {
             data.writeInt(a.length);
-            byte[] b = new byte[4 * a.length];
-            ByteBuffer.wrap(b).asFloatBuffer().put(a); // big-endian, like the rest of the frame
-            data.write(b);
+            data.flush();
+            bytes.writeFloats(a);
             return this;
         }
 
