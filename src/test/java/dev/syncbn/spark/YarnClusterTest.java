@@ -124,14 +124,24 @@ class YarnClusterTest {
         return pb.start();
     }
 
-    /** Lines of the containers' stdout files (the NodeManager's log directories, under target/test/data/NAME). */
+    /**
+     * Lines of the containers' stdout files, in the NodeManager's log directories (under
+     * target/test/data/NAME, in directories named NAME-logDir-nm-...). Only those are walked: the rest of the tree holds
+     * files that containers create and delete while the walk runs.
+     */
     private static List<String> containerLines(String name, String containing) throws Exception {
         List<String> lines = new ArrayList<>();
         Path root = Path.of("target", "test", "data", name);
         if (!Files.exists(root)) return lines;
-        try (Stream<Path> files = Files.walk(root)) {
-            for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().equals("stdout"))::iterator) {
-                for (String l : Files.readAllLines(f)) if (l.contains(containing)) lines.add(l);
+        List<Path> logDirs;
+        try (Stream<Path> dirs = Files.find(root, 2, (p, a) -> a.isDirectory() && p.getFileName().toString().contains("-logDir-nm-"))) {
+            logDirs = dirs.toList();
+        }
+        for (Path logDir : logDirs) {
+            try (Stream<Path> files = Files.walk(logDir)) {
+                for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().equals("stdout"))::iterator) {
+                    for (String l : Files.readAllLines(f)) if (l.contains(containing)) lines.add(l);
+                }
             }
         }
         return lines;
