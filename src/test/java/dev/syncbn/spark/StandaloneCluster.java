@@ -125,15 +125,23 @@ final class StandaloneCluster implements AutoCloseable {
         }
     }
 
-    /** The lines the replicas printed into their executors' stdout files. */
+    /**
+     * The lines the replicas printed into their executors' stdout files. The work directory also holds
+     * the files executors fetch (temporaries that vanish while the walk runs): a walk that meets one is
+     * made again.
+     */
     List<String> executorLines(String containing) throws IOException {
-        List<String> lines = new ArrayList<>();
-        try (Stream<Path> files = Files.walk(workDir)) {
-            for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().equals("stdout"))::iterator) {
-                for (String l : Files.readAllLines(f)) if (l.contains(containing)) lines.add(l);
+        for (int attempt = 1; ; attempt++) {
+            List<String> lines = new ArrayList<>();
+            try (Stream<Path> files = Files.walk(workDir)) {
+                for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().equals("stdout"))::iterator) {
+                    for (String l : Files.readAllLines(f)) if (l.contains(containing)) lines.add(l);
+                }
+                return lines;
+            } catch (java.io.UncheckedIOException e) {
+                if (!(e.getCause() instanceof java.nio.file.NoSuchFileException) || attempt == 5) throw e;
             }
         }
-        return lines;
     }
 
     /** The executor JVMs of this cluster (their command line names this cluster's work directory). */
