@@ -154,23 +154,27 @@ class SparkTrainingTest {
         assertArrayEquals(straight.params(), runSpark(320, 2, 16, "sync", 1, -1).params(), "two identical runs");
     }
 
-    /** Shuffle bytes written by the tasks of a run (what crosses the network between executors). */
-    static long shuffleBytesOf(org.junit.jupiter.api.function.ThrowingSupplier<Run> run, List<Run> out) throws Throwable {
+    /** Runs body with listener hearing of Spark's events, and only of the events body causes. */
+    static void listening(org.apache.spark.scheduler.SparkListener listener, org.junit.jupiter.api.function.Executable body) throws Throwable {
+        sc.sc().listenerBus().waitUntilEmpty(30_000);
+        sc.sc().addSparkListener(listener);
+        try {
+            body.execute();
+            sc.sc().listenerBus().waitUntilEmpty(30_000); // the listener hears of events asynchronously
+        } finally {
+            sc.sc().removeSparkListener(listener);
+        }
+    }
+
+    /** Shuffle bytes written by the tasks body starts (what crosses the network between executors). */
+    static long shuffleBytesDuring(org.junit.jupiter.api.function.Executable body) throws Throwable {
         java.util.concurrent.atomic.LongAdder bytes = new java.util.concurrent.atomic.LongAdder();
-        org.apache.spark.scheduler.SparkListener listener = new org.apache.spark.scheduler.SparkListener() {
+        listening(new org.apache.spark.scheduler.SparkListener() {
             @Override
             public void onTaskEnd(org.apache.spark.scheduler.SparkListenerTaskEnd task) {
                 if (task.taskMetrics() != null) bytes.add(task.taskMetrics().shuffleWriteMetrics().bytesWritten());
             }
-        };
-        sc.sc().listenerBus().waitUntilEmpty(30_000);
-        sc.sc().addSparkListener(listener);
-        try {
-            out.add(run.get());
-            sc.sc().listenerBus().waitUntilEmpty(30_000); // the listener hears of tasks asynchronously
-        } finally {
-            sc.sc().removeSparkListener(listener);
-        }
+        }, body);
         return bytes.sum();
     }
 
@@ -182,15 +186,15 @@ class SparkTrainingTest {
     @Test
     void partitionShuffleMovesNoSamplesAndIsRecoveredExactly() throws Throwable {
         int n = 330, epochs = 2; // blocks of 165: the last step of 16 per replica is short (5 each)
-        List<Run> runs = new ArrayList<>();
-        long global = shuffleBytesOf(() -> runSpark(n, 2, 16, "sync", epochs, -1, false), runs);
-        long partition = shuffleBytesOf(() -> runSpark(n, 2, 16, "sync", epochs, -1, true), runs);
+        Run[] runs = new Run[2];
+        long global = shuffleBytesDuring(() -> runs[0] = runSpark(n, 2, 16, "sync", epochs, -1, false));
+        long partition = shuffleBytesDuring(() -> runs[1] = runSpark(n, 2, 16, "sync", epochs, -1, true));
         System.out.printf("shuffle bytes written in %d epochs of %d samples: global %d, partition %d%n", epochs, n, global, partition);
         assertTrue(global > (long) epochs * n * 100, "the global shuffle moves every sample each epoch: " + global);
         assertTrue(partition < global / 50, "partition shuffle moved " + partition + " bytes against " + global);
-        Run straight = runs.get(1);
+        Run straight = runs[1];
         assertEquals(epochs * 11, straight.stepLosses().size(), "11 steps per epoch: ceil(165 / 16)");
-        assertTrue(relativeError(runs.get(0).params(), straight.params()) > 1e-4, "other batches than the global shuffle's");
+        assertTrue(relativeError(runs[0].params(), straight.params()) > 1e-4, "other batches than the global shuffle's");
         Run failed = runSpark(n, 2, 16, "sync", epochs, 4, true);
         assertEquals(straight.stepLosses(), failed.stepLosses(), "every step once, none twice");
         assertArrayEquals(straight.params(), failed.params());
@@ -323,19 +327,12 @@ class SparkTrainingTest {
     /** How many stage attempts after the first (relaunches) Spark submits while body runs. */
     static int relaunchesDuring(org.junit.jupiter.api.function.Executable body) throws Throwable {
         java.util.concurrent.atomic.AtomicInteger relaunches = new java.util.concurrent.atomic.AtomicInteger();
-        org.apache.spark.scheduler.SparkListener listener = new org.apache.spark.scheduler.SparkListener() {
+        listening(new org.apache.spark.scheduler.SparkListener() {
             @Override
             public void onStageSubmitted(org.apache.spark.scheduler.SparkListenerStageSubmitted stage) {
                 if (stage.stageInfo().attemptNumber() > 0) relaunches.incrementAndGet();
             }
-        };
-        sc.sc().addSparkListener(listener);
-        try {
-            body.execute();
-            sc.sc().listenerBus().waitUntilEmpty(30_000); // the listener hears of stages asynchronously
-        } finally {
-            sc.sc().removeSparkListener(listener);
-        }
+        }, body);
         return relaunches.get();
     }
 

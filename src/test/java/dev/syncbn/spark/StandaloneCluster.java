@@ -125,15 +125,20 @@ final class StandaloneCluster implements AutoCloseable {
         }
     }
 
-    /**
-     * The lines the replicas printed into their executors' stdout files. The work directory also holds
-     * the files executors fetch (temporaries that vanish while the walk runs): a walk that meets one is
-     * made again.
-     */
+    /** The lines the replicas printed into their executors' stdout files. */
     List<String> executorLines(String containing) throws IOException {
+        return stdoutLines(workDir, containing);
+    }
+
+    /**
+     * The lines containing a text in the files named stdout under dir. A directory where processes run
+     * also holds files that vanish while the walk runs (fetch temporaries): a walk that meets one is made
+     * again.
+     */
+    static List<String> stdoutLines(Path dir, String containing) throws IOException {
         for (int attempt = 1; ; attempt++) {
             List<String> lines = new ArrayList<>();
-            try (Stream<Path> files = Files.walk(workDir)) {
+            try (Stream<Path> files = Files.walk(dir)) {
                 for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().equals("stdout"))::iterator) {
                     for (String l : Files.readAllLines(f)) if (l.contains(containing)) lines.add(l);
                 }

@@ -137,13 +137,7 @@ class YarnClusterTest {
         try (Stream<Path> dirs = Files.find(root, 2, (p, a) -> a.isDirectory() && p.getFileName().toString().contains("-logDir-nm-"))) {
             logDirs = dirs.toList();
         }
-        for (Path logDir : logDirs) {
-            try (Stream<Path> files = Files.walk(logDir)) {
-                for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().equals("stdout"))::iterator) {
-                    for (String l : Files.readAllLines(f)) if (l.contains(containing)) lines.add(l);
-                }
-            }
-        }
+        for (Path logDir : logDirs) lines.addAll(StandaloneCluster.stdoutLines(logDir, containing));
         return lines;
     }
 
