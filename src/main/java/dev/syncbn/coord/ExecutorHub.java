@@ -29,8 +29,8 @@ public final class ExecutorHub {
     private final Connector connector;
     private final Rendezvous rendezvous;
     private final List<BooleanSupplier> killed = new CopyOnWriteArrayList<>();
-    // What each replica (by its index in ranks) brought to the current meeting, and what it takes away.
-    private final double[][] bnIn, bnOut;
+    // What each replica (by its index in ranks) brought to the current meeting; its BN sums are replaced by the totals there.
+    private final double[][] bnSums;
     private final StepAggregator.Contribution[] handIns;
     private float[] params;
     private CoordinatorClient client;
@@ -44,8 +44,7 @@ public final class ExecutorHub {
         this.bn = bn;
         this.connector = connector;
         this.rendezvous = new Rendezvous(ranks.length);
-        this.bnIn = new double[ranks.length][];
-        this.bnOut = new double[ranks.length][];
+        this.bnSums = new double[ranks.length][];
         this.handIns = new StepAggregator.Contribution[ranks.length];
     }
 
@@ -66,12 +65,12 @@ public final class ExecutorHub {
         return welcome;
     }
 
-    /** A BN reduction, once every replica's part is in bnIn: sum per group in rank order, ask the driver for shared groups. */
+    /** A BN reduction, once every replica's part is in bnSums: sum per group in rank order, ask the driver for shared groups, hand out the totals. */
     private void reduceBn(int layer, boolean forward, int length) {
         TreeMap<Integer, double[]> byGroup = new TreeMap<>();
         for (int i = 0; i < ranks.length; i++) {
             double[] total = byGroup.computeIfAbsent(bn.groupOf(ranks[i]), g -> new double[length]);
-            for (int j = 0; j < length; j++) total[j] += bnIn[i][j];
+            for (int j = 0; j < length; j++) total[j] += bnSums[i][j];
         }
         int[] shared = StepAggregator.sharedGroups(bn, ranks);
         if (shared.length > 0) {
@@ -80,7 +79,7 @@ public final class ExecutorHub {
             client.allReduce(layer, forward, packed);
             for (int k = 0; k < shared.length; k++) System.arraycopy(packed, k * length, byGroup.get(shared[k]), 0, length);
         }
-        for (int i = 0; i < ranks.length; i++) bnOut[i] = byGroup.get(bn.groupOf(ranks[i]));
+        for (int i = 0; i < ranks.length; i++) System.arraycopy(byGroup.get(bn.groupOf(ranks[i])), 0, bnSums[i], 0, length);
     }
 
     /** A gradient hand-in, once every replica's report is in: sum them in rank order, hand in the sum, keep the new parameters. */
@@ -129,12 +128,8 @@ public final class ExecutorHub {
         public void allReduce(int layer, boolean forward, double[] sums) {
             long t0 = System.nanoTime();
             try {
-                bnIn[index] = sums;
-                if (rendezvous.await()) reduceBn(layer, forward, sums.length); // by the last to arrive: one wake-up less
-                // Replica i's bnIn and bnOut change again only after the next meeting's first rendezvous,
-                // which every replica reaches after copying its result.
-                rendezvous.await();
-                System.arraycopy(bnOut[index], 0, sums, 0, sums.length);
+                bnSums[index] = sums;
+                rendezvous.await(() -> reduceBn(layer, forward, sums.length));
             } catch (RuntimeException e) {
                 rendezvous.fail();
                 throw e;
@@ -156,9 +151,8 @@ public final class ExecutorHub {
         public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
             try {
                 handIns[index] = new StepAggregator.Contribution(count, lossSum, correct, computeS, bnWaitS, grads, state);
-                if (rendezvous.await()) handIn();
-                rendezvous.await();
-                return params;
+                rendezvous.await(ExecutorHub.this::handIn);
+                return params; // replaced by the next hand-in, which needs every replica back, so after each has copied it
             } catch (IOException | RuntimeException e) {
                 rendezvous.fail();
                 throw e;

@@ -192,7 +192,6 @@ public final class ConvNet implements AutoCloseable {
         private final double[][] slots;
         private final Rendezvous rendezvous;
         private volatile BnReducer outer = BnReducer.LOCAL;
-        private double[] total;
 
         ShardAllReduce(int shards) {
             slots = new double[shards][];
@@ -202,16 +201,12 @@ public final class ConvNet implements AutoCloseable {
         BnReducer forShard(int shard) {
             return (layer, forward, sums) -> {
                 slots[shard] = sums;
-                if (rendezvous.await()) { // the last shard to arrive sums, in shard order
-                    double[] t = new double[sums.length];
-                    for (double[] s : slots) for (int i = 0; i < t.length; i++) t[i] += s[i];
-                    outer.allReduce(layer, forward, t);
-                    total = t;
-                }
-                // Shard j writes slots[j] again only after this second rendezvous, and total is replaced
-                // only after the next call's first one, which every shard reaches after copying.
-                rendezvous.await();
-                System.arraycopy(total, 0, sums, 0, sums.length);
+                rendezvous.await(() -> { // the last shard to arrive sums in shard order and writes the total into every shard's sums
+                    double[] total = new double[sums.length];
+                    for (double[] s : slots) for (int i = 0; i < total.length; i++) total[i] += s[i];
+                    outer.allReduce(layer, forward, total);
+                    for (double[] s : slots) System.arraycopy(total, 0, s, 0, total.length);
+                });
             };
         }
 
