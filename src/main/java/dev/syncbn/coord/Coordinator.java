@@ -7,14 +7,18 @@ import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.BooleanSupplier;
 import java.util.logging.Logger;
 
 /**
@@ -27,6 +31,8 @@ import java.util.logging.Logger;
  * does not depend on arrival order) and (2) hands in its replicas' summed gradient; when every rank's
  * gradient of a step is in, the StepHandler (the driver: sum, Adam) returns the new parameters, which
  * every party receives once.
+ *
+ * A party in the driver's own JVM (Spark local mode) takes the same steps as direct calls (LocalParty).
  *
  * The driver owns the step counter: a relaunched stage attempt is told the current step and gets the
  * current parameters, and whatever the failed attempt left half-done is dropped. Frames from a stale
@@ -64,7 +70,7 @@ public final class Coordinator implements AutoCloseable {
     private StepHandler handler;
     private int epoch = -1, stepsInEpoch, step, attempt = -1;
     private float[] params;
-    private byte[] paramsPayload; // the PARAMS reply for the current parameters, built once for all replicas
+    private byte[] paramsPayload; // the PARAMS frame of the current parameters, built once for all connections (null until one asks)
     private float[] state; // the replicas' running statistics, averaged (see StepAggregator.StepReport)
     private final StepAggregator aggregator;
     private long lastStepEnd; // nanoTime when the last step (or the attempt) began
@@ -107,6 +113,83 @@ public final class Coordinator implements AutoCloseable {
         acceptor = new Thread(this::acceptLoop, "coordinator-accept");
         acceptor.setDaemon(true);
         acceptor.start();
+        IN_THIS_JVM.put(port(), this);
+    }
+
+    /** The services of this JVM, by port: a party that finds the driver's service here links to it directly. */
+    private static final ConcurrentHashMap<Integer, Coordinator> IN_THIS_JVM = new ConcurrentHashMap<>();
+
+    /**
+     * The service listening on port in this JVM, if its key is key (Spark local mode, where the executor
+     * is the driver); else null, and the party connects through a socket.
+     */
+    public static Coordinator inThisJvm(int port, byte[] key) {
+        Coordinator c = IN_THIS_JVM.get(port);
+        return c != null && !c.closed && MessageDigest.isEqual(c.key, key) ? c : null;
+    }
+
+    /** A party of these ranks (ascending) in this JVM, for a stage attempt of an epoch; killed tells whether its task was killed. */
+    public LocalParty localParty(int[] ranks, int epoch, int attempt, BooleanSupplier killed) {
+        return new LocalParty(ranks.clone(), epoch, attempt, killed);
+    }
+
+    /**
+     * A party in the service's own JVM: the same steps a connection's frames take, as direct calls, with
+     * no socket, seal or copy of the gradient (about 1.3 ms a step of a 201 KB gradient on loopback).
+     * Nothing crosses a process boundary, so there is no key to prove.
+     */
+    public final class LocalParty implements DriverLink {
+        private final int[] ranks;
+        private final int epoch, attempt;
+        private final BooleanSupplier killed;
+        private int step;
+
+        private LocalParty(int[] ranks, int epoch, int attempt, BooleanSupplier killed) {
+            this.ranks = ranks;
+            this.epoch = epoch;
+            this.attempt = attempt;
+            this.killed = killed;
+        }
+
+        @Override
+        public Welcome welcome() throws IOException {
+            Welcome w = join(ranks, epoch, attempt);
+            step = w.startStep();
+            return w;
+        }
+
+        @Override
+        public void allReduce(int layer, boolean forward, double[] sums) {
+            try {
+                double[] totals = reduceBn(ranks, attempt, epoch, step, layer, forward, sums, killed);
+                System.arraycopy(totals, 0, sums, 0, sums.length);
+            } catch (IOException e) {
+                throw new UncheckedIOException("BN all-reduce of layer " + layer + " at step " + step + " failed", e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("BN all-reduce of layer " + layer + " at step " + step + " interrupted", e);
+            }
+        }
+
+        @Override
+        public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] stateSum)
+                throws IOException {
+            try {
+                synchronized (Coordinator.this) {
+                    handIn(ranks, attempt, epoch, step, new StepAggregator.Contribution(count, lossSum, correct, computeS, bnWaitS, grads, stateSum), killed);
+                    step++;
+                    return params; // a new array every step, never changed
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("hand-in of step " + step + " interrupted: " + e.getMessage());
+            }
+        }
+
+        @Override
+        public void close() {
+            leave(ranks, attempt);
+        }
     }
 
     public int port() {
@@ -215,10 +298,7 @@ public final class Coordinator implements AutoCloseable {
                     else throw new Wire.ProtocolException("unexpected frame type " + type);
                 }
             } finally {
-                // the rank is free again before the socket closes, so whoever sees it close may reconnect at once
-                synchronized (this) {
-                    if (helloAttempt == attempt) for (int r : ranks) connected[r] = false;
-                }
+                leave(ranks, helloAttempt); // before the socket closes, so whoever sees it close may reconnect at once
             }
         } catch (IOException | RuntimeException | InterruptedException e) {
             if (!closed) LOG.warning("coordinator: dropped " + who + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()));
@@ -227,29 +307,33 @@ public final class Coordinator implements AutoCloseable {
         }
     }
 
-    private void welcome(int[] ranks, int helloEpoch, int helloAttempt, Channel channel) throws IOException {
-        float[] p, st;
-        int start;
-        synchronized (this) {
-            aggregator.checkParty(ranks);
-            if (helloEpoch != epoch) throw new Wire.ProtocolException("hello for epoch " + helloEpoch + ", the run is in epoch " + epoch);
-            if (helloAttempt < attempt) throw new Wire.ProtocolException("stale stage attempt " + helloAttempt + " (now " + attempt + ")");
-            if (helloAttempt > attempt) {
-                // a relaunched stage: what the failed attempt left half-done is void
-                attempt = helloAttempt;
-                java.util.Arrays.fill(connected, false);
-                clearPending();
-                notifyAll();
-            }
-            for (int r : ranks) if (connected[r]) throw new Wire.ProtocolException("rank " + r + " is already connected in attempt " + attempt);
-            for (int r : ranks) connected[r] = true;
-            p = params;
-            st = state;
-            start = step;
+    /** Where a party starts: its ranks join the stage attempt (a newer attempt voids what an older one left half-done). */
+    private synchronized DriverLink.Welcome join(int[] ranks, int helloEpoch, int helloAttempt) throws Wire.ProtocolException {
+        aggregator.checkParty(ranks);
+        if (helloEpoch != epoch) throw new Wire.ProtocolException("hello for epoch " + helloEpoch + ", the run is in epoch " + epoch);
+        if (helloAttempt < attempt) throw new Wire.ProtocolException("stale stage attempt " + helloAttempt + " (now " + attempt + ")");
+        if (helloAttempt > attempt) {
+            // a relaunched stage: what the failed attempt left half-done is void
+            attempt = helloAttempt;
+            java.util.Arrays.fill(connected, false);
+            clearPending();
+            notifyAll();
         }
-        Wire.Out w = new Wire.Out(Wire.WELCOME);
-        w.data.writeInt(start);
-        channel.send(w.floats(p).floats(st));
+        for (int r : ranks) if (connected[r]) throw new Wire.ProtocolException("rank " + r + " is already connected in attempt " + attempt);
+        for (int r : ranks) connected[r] = true;
+        return new DriverLink.Welcome(step, params, state);
+    }
+
+    /** The party has gone: its ranks are free again (for a party of the current attempt). */
+    private synchronized void leave(int[] ranks, int partyAttempt) {
+        if (partyAttempt == attempt) for (int r : ranks) connected[r] = false;
+    }
+
+    private void welcome(int[] ranks, int helloEpoch, int helloAttempt, Channel channel) throws IOException {
+        DriverLink.Welcome w = join(ranks, helloEpoch, helloAttempt);
+        Wire.Out out = new Wire.Out(Wire.WELCOME);
+        out.data.writeInt(w.startStep());
+        channel.send(out.floats(w.params()).floats(w.state()));
     }
 
     private void checkLive(int myAttempt, int frameEpoch, int frameStep) throws Wire.ProtocolException {
@@ -264,17 +348,22 @@ public final class Coordinator implements AutoCloseable {
         boolean forward = frame.readBoolean();
         double[] sums = Wire.doubles(frame, StepAggregator.sharedGroups(bn, ranks).length * aggregator.bnLength(layer, forward));
         Wire.expectEnd(frame);
-        double[] result;
-        synchronized (this) {
-            checkLive(myAttempt, frameEpoch, frameStep);
-            aggregator.addBn(frameStep, layer, forward, ranks, sums);
-            if (aggregator.bnSums(frameStep, layer, forward, ranks) != null) notifyAll();
-            while ((result = aggregator.bnSums(frameStep, layer, forward, ranks)) == null) {
-                wait();
-                checkLive(myAttempt, frameEpoch, frameStep);
-            }
+        channel.send(new Wire.Out(Wire.BN_SUM).doubles(reduceBn(ranks, myAttempt, frameEpoch, frameStep, layer, forward, sums, null)));
+    }
+
+    /** A party's part of a BN all-reduce; returns the totals of its shared groups once every part is in. */
+    private synchronized double[] reduceBn(int[] ranks, int myAttempt, int partyEpoch, int partyStep, int layer, boolean forward, double[] sums,
+            BooleanSupplier gone) throws Wire.ProtocolException, InterruptedException {
+        checkLive(myAttempt, partyEpoch, partyStep);
+        aggregator.addBn(partyStep, layer, forward, ranks, sums);
+        double[] result = aggregator.bnSums(partyStep, layer, forward, ranks);
+        if (result != null) notifyAll();
+        while (result == null) {
+            await(gone);
+            checkLive(myAttempt, partyEpoch, partyStep);
+            result = aggregator.bnSums(partyStep, layer, forward, ranks);
         }
-        channel.send(new Wire.Out(Wire.BN_SUM).doubles(result));
+        return result;
     }
 
     private void onGrad(int[] ranks, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
@@ -288,15 +377,36 @@ public final class Coordinator implements AutoCloseable {
         Wire.expectEnd(frame);
         byte[] reply;
         synchronized (this) {
-            checkLive(myAttempt, frameEpoch, frameStep);
-            if (aggregator.addGradient(ranks, new StepAggregator.Contribution(count, lossSum, right, compute, bnWait, grad, stateSum))) completeStep();
-            while (step == frameStep) {
-                wait();
-                if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
-            }
+            handIn(ranks, myAttempt, frameEpoch, frameStep, new StepAggregator.Contribution(count, lossSum, right, compute, bnWait, grad, stateSum), null);
+            if (paramsPayload == null) paramsPayload = new Wire.Out(Wire.PARAMS).floats(params).payload(); // once per step for all connections
             reply = paramsPayload;
         }
         channel.send(reply); // sealed per connection: each has its own keys
+    }
+
+    /** A party's gradient report of a step; returns when the step is complete (the new parameters are in params). */
+    private synchronized void handIn(int[] ranks, int myAttempt, int partyEpoch, int partyStep, StepAggregator.Contribution c, BooleanSupplier gone)
+            throws Wire.ProtocolException, InterruptedException {
+        checkLive(myAttempt, partyEpoch, partyStep);
+        if (aggregator.addGradient(ranks, c)) completeStep();
+        while (step == partyStep) {
+            await(gone);
+            if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
+        }
+    }
+
+    /**
+     * Waits (holding the lock) for another party's part. A connection's thread needs no more: a killed
+     * replica closes its socket. A party in this JVM runs on its replica's own thread, which Spark may
+     * mark killed without interrupting it, so it looks up every 200 ms.
+     */
+    private void await(BooleanSupplier gone) throws InterruptedException {
+        if (gone == null) {
+            wait();
+            return;
+        }
+        wait(200);
+        if (gone.getAsBoolean()) throw new InterruptedException("the party's task was killed");
     }
 
     /** All gradients of the current step are in (called holding the lock). */
@@ -305,13 +415,13 @@ public final class Coordinator implements AutoCloseable {
         try {
             long t0 = System.nanoTime();
             params = handler.apply(report).clone();
-            paramsPayload = new Wire.Out(Wire.PARAMS).floats(params).payload();
+            paramsPayload = null;
             long t1 = System.nanoTime();
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
             state = report.meanState();
             step++;
             handler.stepDone(report, new StepTimes(report.computeS(), report.bnWaitS(), Math.max(0, wall - report.computeS() - report.bnWaitS() - update), update));
-        } catch (RuntimeException | IOException e) {
+        } catch (RuntimeException e) {
             failure = e; // kept whole: the user sees the driver's own error, with its cause, not the replicas' echoes of it
             LOG.severe(String.valueOf(e.getMessage()));
             Thread t = new Thread(onFailure, "coordinator-failure");
@@ -326,6 +436,7 @@ public final class Coordinator implements AutoCloseable {
     @Override
     public void close() throws IOException {
         closed = true;
+        IN_THIS_JVM.remove(port(), this);
         server.close();
         connections.shutdownNow();
         synchronized (this) {

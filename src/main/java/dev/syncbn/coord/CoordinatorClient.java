@@ -1,6 +1,5 @@
 package dev.syncbn.coord;
 
-import dev.syncbn.nn.BnReducer;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -17,9 +16,7 @@ import java.util.function.BooleanSupplier;
  * gradient hand-in. Reads block without a timeout; a watchdog closes the socket when Spark kills a task
  * of the party, since a blocked socket read ignores thread interrupts.
  */
-public final class CoordinatorClient implements BnReducer, AutoCloseable {
-    /** Where the party starts: the driver's step, parameters and running statistics. */
-    public record Welcome(int startStep, float[] params, float[] state) {}
+public final class CoordinatorClient implements DriverLink {
 
     private final Socket socket;
     private final DataInputStream in;
@@ -28,7 +25,6 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
     private final int epoch, paramCount, stateCount, maxFrame;
     private final Thread watchdog;
     private int step;
-    private long bnWaitNanos;
 
     /** A party of one replica. */
     public CoordinatorClient(String host, int port, byte[] key, boolean encrypt, int rank, int epoch, int attempt, int paramCount, int stateCount, int[] bnChannels,
@@ -70,6 +66,7 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         channel = Channel.connect(in, out, key, ranks, epoch, attempt, encrypt);
     }
 
+    @Override
     public Welcome welcome() throws IOException {
         DataInputStream f = expect(Wire.WELCOME);
         int start = f.readInt();
@@ -89,7 +86,6 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
     /** sums: for each sync group the party shares with other parties (ascending), its members' sums; replaced by the groups' totals. */
     @Override
     public void allReduce(int layer, boolean forward, double[] sums) {
-        long t0 = System.nanoTime();
         try {
             Wire.Out f = new Wire.Out(Wire.BN);
             f.data.writeInt(epoch);
@@ -102,17 +98,9 @@ public final class CoordinatorClient implements BnReducer, AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("BN all-reduce of layer " + layer + " at step " + step + " failed", e);
         }
-        bnWaitNanos += System.nanoTime() - t0;
     }
 
-    /** Seconds spent in BN all-reduces since the last call. */
-    public double takeBnWaitSeconds() {
-        double s = bnWaitNanos / 1e9;
-        bnWaitNanos = 0;
-        return s;
-    }
-
-    /** Hands in the party's gradient of the current step (summed over its replicas, as are the other figures); returns the parameters after the driver's update. */
+    @Override
     public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] stateSum) throws IOException {
         Wire.Out f = new Wire.Out(Wire.GRAD);
         f.data.writeInt(epoch);

@@ -14,14 +14,15 @@ import java.util.function.BooleanSupplier;
  * The replicas that share an executor JVM, as one party of the coordination protocol (a hierarchical
  * all-reduce, as Horovod and NCCL do inside a node). At each BN reduction and at each gradient hand-in
  * the replicas meet here; their parts are summed in rank order; sync groups wholly inside this JVM are
- * finished here and never sent; one connection carries the rest to the driver and brings back one copy
- * of the parameters for all. A replica that fails, or whose task is killed, breaks the hub: the others
- * fail too and the connection closes, so the stage fails as it would with a connection per replica.
+ * finished here and never sent; one link to the driver (a connection, or a direct call in local mode,
+ * where the driver is this JVM) carries the rest and brings back one copy of the parameters for all. A
+ * replica that fails, or whose task is killed, breaks the hub: the others fail too and the link closes,
+ * so the stage fails as it would with a connection per replica.
  */
 public final class ExecutorHub {
-    /** Opens the party's connection (called once, by the first replica that asks for the welcome). */
+    /** Opens the party's link to the driver (called once, by the first replica that asks for the welcome). */
     public interface Connector {
-        CoordinatorClient connect(int[] ranks, BooleanSupplier killed) throws IOException;
+        DriverLink connect(int[] ranks, BooleanSupplier killed) throws IOException;
     }
 
     private final int[] ranks;
@@ -33,8 +34,8 @@ public final class ExecutorHub {
     private final double[][] bnSums;
     private final StepAggregator.Contribution[] handIns;
     private float[] params;
-    private CoordinatorClient client;
-    private CoordinatorClient.Welcome welcome;
+    private DriverLink link;
+    private DriverLink.Welcome welcome;
     private int closedReplicas;
 
     /** ranks: the replicas of this JVM, ascending. */
@@ -56,11 +57,11 @@ public final class ExecutorHub {
         return new Replica(index);
     }
 
-    private synchronized CoordinatorClient.Welcome welcome() throws IOException {
+    private synchronized DriverLink.Welcome welcome() throws IOException {
         if (welcome == null) {
             if (rendezvous.failed()) throw new IllegalStateException("another replica of this executor failed");
-            client = connector.connect(ranks, () -> rendezvous.failed() || killed.stream().anyMatch(BooleanSupplier::getAsBoolean));
-            welcome = client.welcome();
+            link = connector.connect(ranks, () -> rendezvous.failed() || killed.stream().anyMatch(BooleanSupplier::getAsBoolean));
+            welcome = link.welcome();
         }
         return welcome;
     }
@@ -76,7 +77,7 @@ public final class ExecutorHub {
         if (shared.length > 0) {
             double[] packed = new double[shared.length * length];
             for (int k = 0; k < shared.length; k++) System.arraycopy(byGroup.get(shared[k]), 0, packed, k * length, length);
-            client.allReduce(layer, forward, packed);
+            link.allReduce(layer, forward, packed);
             for (int k = 0; k < shared.length; k++) System.arraycopy(packed, k * length, byGroup.get(shared[k]), 0, length);
         }
         for (int i = 0; i < ranks.length; i++) System.arraycopy(byGroup.get(bn.groupOf(ranks[i])), 0, bnSums[i], 0, length);
@@ -101,7 +102,7 @@ public final class ExecutorHub {
         float[] g = new float[p], st = new float[s];
         for (int i = 0; i < p; i++) g[i] = (float) grad[i];
         for (int i = 0; i < s; i++) st[i] = (float) state[i];
-        params = client.exchange(count, loss, correct, compute, bnWait, g, st);
+        params = link.exchange(count, loss, correct, compute, bnWait, g, st);
     }
 
     /** One replica's side of the hub: its BN reducer, its welcome and its gradient hand-in. */
@@ -115,7 +116,7 @@ public final class ExecutorHub {
         }
 
         /** Where the run stands: the driver's step, parameters and running statistics (the same for every replica of the hub). */
-        public CoordinatorClient.Welcome welcome() throws IOException {
+        public DriverLink.Welcome welcome() throws IOException {
             try {
                 return ExecutorHub.this.welcome();
             } catch (IOException | RuntimeException e) {
@@ -169,7 +170,7 @@ public final class ExecutorHub {
             synchronized (ExecutorHub.this) {
                 if (closed) return;
                 closed = true;
-                if (++closedReplicas == ranks.length && client != null) client.close();
+                if (++closedReplicas == ranks.length && link != null) link.close();
             }
         }
     }

@@ -1,7 +1,9 @@
 package dev.syncbn.spark;
 
 import dev.syncbn.nn.BnMode;
+import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
+import dev.syncbn.coord.DriverLink;
 import dev.syncbn.coord.ExecutorHub;
 
 import dev.syncbn.data.Dataset;
@@ -84,9 +86,12 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         String hubKey = job.host() + ":" + job.port() + "/" + job.epoch() + "/" + attempt;
         try (ConvNet net = new ConvNet(job.spec(), SparkEngine.replicaBatch(job.shares().batchPerWorker(), mine.size()), job.threads(), DataType.FLOAT)) {
             int paramCount = net.paramCount(), stateCount = net.state.length();
-            ExecutorHub hub = HUBS.computeIfAbsent(hubKey, k -> new ExecutorHub(ranksOfThisExecutor(ctx), job.bn(),
-                    (ranks, killed) -> new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), ranks, job.epoch(), attempt,
-                            paramCount, stateCount, job.spec().convWidths(), killed)));
+            ExecutorHub hub = HUBS.computeIfAbsent(hubKey, k -> new ExecutorHub(ranksOfThisExecutor(ctx), job.bn(), (ranks, killed) -> {
+                Coordinator driver = Coordinator.inThisJvm(job.port(), job.key().key()); // local mode: the driver is this JVM
+                return driver != null ? driver.localParty(ranks, job.epoch(), attempt, killed)
+                        : new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), ranks, job.epoch(), attempt, paramCount,
+                                stateCount, job.spec().convWidths(), killed);
+            }));
             try (ExecutorHub.Replica client = hub.replica(rank, ctx::isInterrupted)) {
                 train(rank, attempt, mine, net, client);
             } finally {
@@ -99,7 +104,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
 
     private void train(int rank, int attempt, Dataset mine, ConvNet net, ExecutorHub.Replica client) throws Exception {
         int b = job.shares().batchPerWorker();
-        CoordinatorClient.Welcome welcome = client.welcome();
+        DriverLink.Welcome welcome = client.welcome();
         net.params.copyFrom(welcome.params());
         net.state.copyFrom(welcome.state());
         net.setReducer(job.bn().synced() ? client : BnReducer.LOCAL);

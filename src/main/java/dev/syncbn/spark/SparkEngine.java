@@ -164,6 +164,11 @@ public final class SparkEngine implements Engine {
         return net.paramCount();
     }
 
+    /** Bytes the coordination service received and sent so far: none in local mode, where the replicas call it directly. */
+    long[] coordinatorBytes() {
+        return coordinator.bytesMoved();
+    }
+
     @Override
     public Adam adam() {
         return adam;

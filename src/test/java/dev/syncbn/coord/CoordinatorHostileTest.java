@@ -85,7 +85,7 @@ class CoordinatorHostileTest {
         throw new AssertionError("rank 0 was never free again");
     }
 
-    record Session(CoordinatorClient client, CoordinatorClient.Welcome welcome) {}
+    record Session(CoordinatorClient client, DriverLink.Welcome welcome) {}
 
     /** A client welcomed as rank; see session() for why it may take a few tries. */
     static Session welcomed(Coordinator c, int rank) throws Exception {
@@ -113,7 +113,7 @@ class CoordinatorHostileTest {
     static float[] replica(Coordinator c, int port, int rank, int workers, int untilStep, int stageAttempt, boolean encrypt) throws Exception {
         Session session = welcomed(c, port, rank, stageAttempt, encrypt);
         try (CoordinatorClient client = session.client()) {
-            CoordinatorClient.Welcome w = session.welcome();
+            DriverLink.Welcome w = session.welcome();
             float[] params = w.params();
             for (int step = w.startStep(); step < untilStep; step++) {
                 if (workers > 1) { // with one replica there is nothing to synchronize (and the service refuses BN frames)

@@ -102,6 +102,15 @@ class SparkTrainingTest {
     }
 
     @Test
+    void inLocalModeTheReplicasCallTheDriversServiceWithoutASocket() throws Exception {
+        try (SparkEngine e = new SparkEngine(sc, train.head(128), test, new SparkEngine.Settings(4, 8, BnMode.parse("group:2", 4), 1e-3, 7, 1, -1))) {
+            e.trainEpoch(1, (s, steps, loss, soFar) -> {});
+            assertEquals(4, e.stepsPerEpoch());
+            assertArrayEquals(new long[] {0, 0}, e.coordinatorBytes(), "bytes through the coordination service's sockets");
+        }
+    }
+
+    @Test
     void aReplicaWithoutSamplesInTheLastStepStillTakesPart() throws Exception {
         // 66 = 2 steps of 32 and a last step of 2: replicas 2 and 3 have no sample in it
         assertClose(runLocal(66, 32, 1), runSpark(66, 4, 8, "sync", 1, -1), 1e-4);
