@@ -26,9 +26,10 @@ import scala.runtime.AbstractFunction1;
 /**
  * One replica's epoch, run as a task of the barrier stage: it gathers its share of the epoch's samples,
  * joins its executor's hub (the replicas of one JVM are one party of the coordination protocol, with one
- * link to the driver: a connection, or a direct call in local mode), and from the driver's current step on, per step computes the forward and
- * backward pass of its part of the global batch (BN statistics all-reduced through the hub and the
- * driver's coordinator in sync modes), hands in its gradient and takes the new parameters.
+ * link to the driver: a connection, or a direct call in local mode), and from the driver's current step
+ * on, per step computes the forward and backward pass of its part of the global batch (BN statistics
+ * all-reduced through the hub and the driver's coordinator in sync modes), hands in its gradient and
+ * takes the new parameters.
  */
 public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
     /** Everything a replica needs to know about the run; shipped in the task closure. */
