@@ -18,8 +18,20 @@ public interface Engine extends AutoCloseable {
         }
     }
 
-    /** An epoch's totals and the mean split of its step time, in milliseconds. */
-    record EpochResult(Totals totals, double computeMs, double bnSyncMs, double exchangeMs, double updateMs) {}
+    /**
+     * An epoch's totals, the mean split of its step time, and the medians of a step's time and of its time
+     * outside compute, in milliseconds (medians: a few seconds of a busy machine move a mean, not them).
+     */
+    record EpochResult(Totals totals, double computeMs, double bnSyncMs, double exchangeMs, double updateMs, double stepMsMedian,
+            double outsideComputeMsMedian) {}
+
+    /** The median of the first n values, in milliseconds if they are seconds (NaN for none). */
+    static double medianMs(double[] seconds, int n) {
+        if (n == 0) return Double.NaN;
+        double[] sorted = java.util.Arrays.copyOf(seconds, n);
+        java.util.Arrays.sort(sorted);
+        return 1e3 * (n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2);
+    }
 
     /** Called after each step with the step's index in the epoch, its global mean loss and the totals so far. */
     interface Progress {

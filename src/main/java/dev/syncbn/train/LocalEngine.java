@@ -38,22 +38,28 @@ public final class LocalEngine implements Engine {
     public EpochResult trainSteps(int epoch, int[] order, Progress progress) {
         int steps = Sampler.steps(order.length, batch);
         double lossSum = 0, updateS = 0;
+        double[] stepS = new double[steps], outsideS = new double[steps];
         long correct = 0, count = 0, t0 = System.nanoTime();
         for (int s = 0; s < steps; s++) {
+            long s0 = System.nanoTime();
             int from = s * batch, n = Math.min(batch, order.length - from);
             train.fill(order, from, n, net.input, labels);
             SoftmaxCrossEntropy.Result r = net.trainStep(n, labels, n);
             Engine.checkFinite(r.lossSum(), epoch, s);
             long u0 = System.nanoTime();
             adam.apply(net.params, net.grads);
-            updateS += (System.nanoTime() - u0) / 1e9;
+            long u1 = System.nanoTime();
+            updateS += (u1 - u0) / 1e9;
+            stepS[s] = (u1 - s0) / 1e9;
+            outsideS[s] = (u1 - u0) / 1e9;
             lossSum += r.lossSum();
             correct += r.correct();
             count += n;
             progress.step(s, steps, r.lossSum() / n, new Totals(lossSum, correct, count));
         }
         double totalMs = (System.nanoTime() - t0) / 1e6 / steps, updateMs = updateS * 1e3 / steps;
-        return new EpochResult(new Totals(lossSum, correct, count), totalMs - updateMs, 0, 0, updateMs);
+        return new EpochResult(new Totals(lossSum, correct, count), totalMs - updateMs, 0, 0, updateMs, Engine.medianMs(stepS, steps),
+                Engine.medianMs(outsideS, steps));
     }
 
 

@@ -109,7 +109,8 @@ public final class Trainer {
             Engine.Totals train = result.totals(), test = engine.evaluate();
             double seconds = (System.nanoTime() - t0) / 1e9;
             Metrics.Epoch row = new Metrics.Epoch(epoch, train.meanLoss(), train.accuracy(), test.meanLoss(), test.accuracy(), seconds,
-                    train.count() / trainSeconds, result.computeMs(), result.bnSyncMs(), result.exchangeMs(), result.updateMs());
+                    train.count() / trainSeconds, result.computeMs(), result.bnSyncMs(), result.exchangeMs(), result.updateMs(), result.stepMsMedian(),
+                    result.outsideComputeMsMedian());
             System.out.println(row.line());
             metrics.add(row.csv());
             metrics.flush();

@@ -41,6 +41,10 @@ class TrainerTest {
         assertEquals(Metrics.HEADER, lines.get(0));
         assertEquals(3, lines.size());
         assertTrue(lines.get(2).startsWith("2,"));
+        assertEquals(Metrics.HEADER.split(",").length, lines.get(2).split(",").length);
+        Metrics.Epoch last = rows.get(1);
+        assertTrue(last.stepMsMedian() > 0 && last.outsideComputeMsMedian() > 0 && last.outsideComputeMsMedian() < last.stepMsMedian(),
+                "median step " + last.stepMsMedian() + " ms, outside compute " + last.outsideComputeMsMedian() + " ms");
     }
 
     /**
@@ -75,10 +79,16 @@ class TrainerTest {
         run(train, test, 3, 9, dir.resolve("a").toString(), false, "", straight);
         String ckpt = dir.resolve("b").toString(), metrics = dir.resolve("b.csv").toString();
         run(train, test, 1, 9, ckpt, false, metrics, null);
+        // as a version before the median columns wrote it: such a file is resumed too, its rows kept as they are
+        List<String> written = Files.readAllLines(java.nio.file.Path.of(metrics));
+        String epoch1 = String.join(",", java.util.Arrays.copyOf(written.get(1).split(","), 11));
+        Files.write(java.nio.file.Path.of(metrics), List.of(Metrics.HEADER_WITHOUT_MEDIANS, epoch1));
         List<Metrics.Epoch> rows = run(train, test, 3, 9, ckpt, true, metrics, resumed);
         assertEquals(2, rows.size(), "the resumed run trains epochs 2 and 3 only");
         assertArrayEquals(straight[0], resumed[0]);
-        assertEquals(4, Files.readAllLines(java.nio.file.Path.of(metrics)).size(), "header and epochs 1..3");
+        List<String> lines = Files.readAllLines(java.nio.file.Path.of(metrics));
+        assertEquals(List.of(Metrics.HEADER, epoch1), lines.subList(0, 2), "header now with medians, epoch 1's row as it was");
+        assertEquals(4, lines.size(), "header and epochs 1..3");
         String m = assertThrows(IllegalArgumentException.class, () -> run(train, test, 4, 10, ckpt, true, "", null)).getMessage();
         assertTrue(m.contains("--seed 9") && m.contains("--seed 10"), m);
     }
