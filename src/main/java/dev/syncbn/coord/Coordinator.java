@@ -42,8 +42,12 @@ import java.util.logging.Logger;
 public final class Coordinator implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Coordinator.class.getName());
 
-    /** Per-step time split, seconds, as the replicas and the driver measured it. */
-    public record StepTimes(double computeS, double bnWaitS, double exchangeS, double updateS) {}
+    /**
+     * Per-step time split, seconds, as the replicas and the driver measured it. straggleS is not a fourth
+     * part but a share of bnWait and exchange: the replicas' mean wait for the slowest one's compute (the
+     * slowest replica's compute less the mean), which the protocol cannot remove.
+     */
+    public record StepTimes(double computeS, double bnWaitS, double exchangeS, double updateS, double straggleS) {}
 
     public interface StepHandler {
         /** All gradients of a step are in: apply them and return the new parameters. */
@@ -172,11 +176,12 @@ public final class Coordinator implements AutoCloseable {
         }
 
         @Override
-        public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] stateSum)
-                throws IOException {
+        public float[] exchange(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS, float[] grads,
+                float[] stateSum) throws IOException {
             try {
                 synchronized (Coordinator.this) {
-                    handIn(ranks, attempt, epoch, step, new StepAggregator.Contribution(count, lossSum, correct, computeS, bnWaitS, grads, stateSum), killed);
+                    handIn(ranks, attempt, epoch, step, new StepAggregator.Contribution(count, lossSum, correct, computeS, slowestComputeS, bnWaitS, grads, stateSum),
+                            killed);
                     step++;
                     return params; // a new array every step, never changed
                 }
@@ -371,13 +376,13 @@ public final class Coordinator implements AutoCloseable {
         long count = frame.readLong();
         double lossSum = frame.readDouble();
         long right = frame.readLong();
-        double compute = frame.readDouble(), bnWait = frame.readDouble();
+        double compute = frame.readDouble(), slowest = frame.readDouble(), bnWait = frame.readDouble();
         float[] grad = Wire.floats(frame, paramCount);
         float[] stateSum = Wire.floats(frame, stateCount);
         Wire.expectEnd(frame);
         byte[] reply;
         synchronized (this) {
-            handIn(ranks, myAttempt, frameEpoch, frameStep, new StepAggregator.Contribution(count, lossSum, right, compute, bnWait, grad, stateSum), null);
+            handIn(ranks, myAttempt, frameEpoch, frameStep, new StepAggregator.Contribution(count, lossSum, right, compute, slowest, bnWait, grad, stateSum), null);
             if (paramsPayload == null) paramsPayload = new Wire.Out(Wire.PARAMS).floats(params).payload(); // once per step for all connections
             reply = paramsPayload;
         }
@@ -420,7 +425,8 @@ public final class Coordinator implements AutoCloseable {
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
             state = report.meanState();
             step++;
-            handler.stepDone(report, new StepTimes(report.computeS(), report.bnWaitS(), Math.max(0, wall - report.computeS() - report.bnWaitS() - update), update));
+            handler.stepDone(report, new StepTimes(report.computeS(), report.bnWaitS(), Math.max(0, wall - report.computeS() - report.bnWaitS() - update), update,
+                    Math.max(0, report.slowestComputeS() - report.computeS())));
         } catch (RuntimeException e) {
             failure = e; // kept whole: the user sees the driver's own error, with its cause, not the replicas' echoes of it
             LOG.severe(String.valueOf(e.getMessage()));

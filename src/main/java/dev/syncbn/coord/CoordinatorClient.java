@@ -101,7 +101,8 @@ public final class CoordinatorClient implements DriverLink {
     }
 
     @Override
-    public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] stateSum) throws IOException {
+    public float[] exchange(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS, float[] grads, float[] stateSum)
+            throws IOException {
         Wire.Out f = new Wire.Out(Wire.GRAD);
         f.data.writeInt(epoch);
         f.data.writeInt(step);
@@ -109,6 +110,7 @@ public final class CoordinatorClient implements DriverLink {
         f.data.writeDouble(lossSum);
         f.data.writeLong(correct);
         f.data.writeDouble(computeS);
+        f.data.writeDouble(slowestComputeS);
         f.data.writeDouble(bnWaitS);
         channel.send(f.floats(grads).floats(stateSum));
         float[] params = Wire.floats(expect(Wire.PARAMS), paramCount);

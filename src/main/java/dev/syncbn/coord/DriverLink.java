@@ -17,9 +17,11 @@ public interface DriverLink extends BnReducer, AutoCloseable {
 
     /**
      * Hands in the party's gradient of the current step (summed over its replicas, as are the other
-     * figures); returns the parameters after the driver's update (read them, do not change them).
+     * figures but slowestComputeS, its slowest replica's); returns the parameters after the driver's
+     * update (read them, do not change them).
      */
-    float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] stateSum) throws IOException;
+    float[] exchange(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS, float[] grads, float[] stateSum)
+            throws IOException;
 
     @Override
     void close();

@@ -89,7 +89,7 @@ public final class ExecutorHub {
         int p = first.grad().length, s = first.stateSum().length;
         double[] grad = new double[p], state = new double[s];
         long count = 0, correct = 0;
-        double loss = 0, compute = 0, bnWait = 0;
+        double loss = 0, compute = 0, slowest = 0, bnWait = 0;
         for (StepAggregator.Contribution c : handIns) {
             for (int i = 0; i < p; i++) grad[i] += c.grad()[i];
             for (int i = 0; i < s; i++) state[i] += c.stateSum()[i];
@@ -97,12 +97,13 @@ public final class ExecutorHub {
             correct += c.correct();
             loss += c.lossSum();
             compute += c.computeS();
+            slowest = Math.max(slowest, c.slowestComputeS());
             bnWait += c.bnWaitS();
         }
         float[] g = new float[p], st = new float[s];
         for (int i = 0; i < p; i++) g[i] = (float) grad[i];
         for (int i = 0; i < s; i++) st[i] = (float) state[i];
-        params = link.exchange(count, loss, correct, compute, bnWait, g, st);
+        params = link.exchange(count, loss, correct, compute, slowest, bnWait, g, st);
     }
 
     /** One replica's side of the hub: its BN reducer, its welcome and its gradient hand-in. */
@@ -151,7 +152,7 @@ public final class ExecutorHub {
          */
         public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
             try {
-                handIns[index] = new StepAggregator.Contribution(count, lossSum, correct, computeS, bnWaitS, grads, state);
+                handIns[index] = new StepAggregator.Contribution(count, lossSum, correct, computeS, computeS, bnWaitS, grads, state);
                 rendezvous.await(ExecutorHub.this::handIn);
                 return params; // replaced by the next hand-in, which needs every replica back, so after each has copied it
             } catch (IOException | RuntimeException e) {

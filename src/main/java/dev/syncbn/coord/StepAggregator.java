@@ -16,16 +16,21 @@ import java.util.TreeMap;
  * it holding its lock.
  */
 public final class StepAggregator {
-    /** A party's hand-in for a step, summed over its replicas: sample count, loss sum, correct count, times, gradient, running statistics. */
-    public record Contribution(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grad, float[] stateSum) {}
+    /**
+     * A party's hand-in for a step, summed over its replicas: sample count, loss sum, correct count, times
+     * (and the compute time of its slowest replica), gradient, running statistics.
+     */
+    public record Contribution(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS, float[] grad,
+            float[] stateSum) {}
 
     /**
      * What all parties of one step handed in, summed; times and running statistics averaged over the
-     * replicas. (Running statistics are linear in the batch statistics, so their average over the
-     * replicas is what the epoch ends with, and what a relaunched replica starts from.)
+     * replicas, and the slowest replica's compute time. (Running statistics are linear in the batch
+     * statistics, so their average over the replicas is what the epoch ends with, and what a relaunched
+     * replica starts from.)
      */
     public record StepReport(int epoch, int step, double[] gradSum, long count, double lossSum, long correct, float[] meanState,
-            double computeS, double bnWaitS) {}
+            double computeS, double slowestComputeS, double bnWaitS) {}
 
     private final int workers, paramCount, stateCount;
     private final BnMode bn;
@@ -125,7 +130,8 @@ public final class StepAggregator {
             throw new Wire.ProtocolException("gradient of " + c.grad().length + " and state of " + c.stateSum().length + " values, expected " + paramCount
                     + " and " + stateCount);
         }
-        if (c.count() < 0 || c.correct() < 0 || c.correct() > c.count() || !Double.isFinite(c.computeS()) || !Double.isFinite(c.bnWaitS())) {
+        if (c.count() < 0 || c.correct() < 0 || c.correct() > c.count() || !Double.isFinite(c.computeS())
+                || !Double.isFinite(c.slowestComputeS()) || !Double.isFinite(c.bnWaitS())) {
             throw new Wire.ProtocolException("implausible gradient report (count " + c.count() + ", correct " + c.correct() + ")");
         }
         for (int r : ranks) if (handedIn[r]) throw new Wire.ProtocolException("second gradient of rank " + r);
@@ -140,7 +146,7 @@ public final class StepAggregator {
         if (ranksIn != workers) throw new IllegalStateException(ranksIn + " of " + workers + " gradients are in");
         double[] sum = new double[paramCount], state = new double[stateCount];
         long count = 0, right = 0;
-        double loss = 0, compute = 0, bnWait = 0;
+        double loss = 0, compute = 0, slowest = 0, bnWait = 0;
         for (Contribution c : contributions.values()) {
             float[] g = c.grad(), st = c.stateSum();
             for (int i = 0; i < paramCount; i++) sum[i] += g[i];
@@ -149,11 +155,12 @@ public final class StepAggregator {
             right += c.correct();
             loss += c.lossSum();
             compute += c.computeS();
+            slowest = Math.max(slowest, c.slowestComputeS());
             bnWait += c.bnWaitS();
         }
         float[] meanState = new float[stateCount];
         for (int i = 0; i < stateCount; i++) meanState[i] = (float) (state[i] / workers);
-        return new StepReport(epoch, step, sum, count, loss, right, meanState, compute / workers, bnWait / workers);
+        return new StepReport(epoch, step, sum, count, loss, right, meanState, compute / workers, slowest, bnWait / workers);
     }
 
     /** Forgets every part of the step in progress (a new step, or a relaunched stage attempt). */

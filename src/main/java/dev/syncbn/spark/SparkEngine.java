@@ -182,9 +182,10 @@ public final class SparkEngine implements Engine {
     @Override
     public EpochResult trainEpoch(int epoch, Progress progress) throws Exception {
         int w = s.workers(), steps = stepsPerEpoch();
-        double[] split = new double[4];
+        double[] split = new double[5];
         double[] totals = new double[3];
-        double[] stepS = new double[steps], outsideS = new double[steps]; // by step (a relaunched stage does each step once too)
+        // by step (a relaunched stage does each step once too)
+        double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
         coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new Coordinator.StepHandler() {
             @Override
             public float[] apply(StepAggregator.StepReport report) {
@@ -204,7 +205,9 @@ public final class SparkEngine implements Engine {
                 split[1] += t.bnWaitS();
                 split[2] += t.exchangeS();
                 split[3] += t.updateS();
+                split[4] += t.straggleS();
                 outsideS[r.step()] = t.bnWaitS() + t.exchangeS() + t.updateS();
+                overheadS[r.step()] = Math.max(0, outsideS[r.step()] - t.straggleS());
                 stepS[r.step()] = t.computeS() + outsideS[r.step()];
                 progress.step(r.step(), steps, r.lossSum() / r.count(), new Totals(totals[0], (long) totals[1], (long) totals[2]));
             }
@@ -255,7 +258,8 @@ public final class SparkEngine implements Engine {
         if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);
         net.state.copyFrom(coordinator.state());
         return new EpochResult(new Totals(totals[0], (long) totals[1], (long) totals[2]), split[0] * 1e3 / steps, split[1] * 1e3 / steps,
-                split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps));
+                split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
+                Engine.medianMs(overheadS, steps));
     }
 
     /** Precise BN over the training blocks on the executors: each block contributes its share of the batches, in its own order. */

@@ -21,9 +21,12 @@ public interface Engine extends AutoCloseable {
     /**
      * An epoch's totals, the mean split of its step time, and the medians of a step's time and of its time
      * outside compute, in milliseconds (medians: a few seconds of a busy machine move a mean, not them).
+     * Then, of the time outside compute, the mean wait for the slowest replica's compute (straggle: part of
+     * BN sync or exchange, 0 in one process), and the median of what remains, the time outside the slowest
+     * replica's compute (overhead: what synchronizing itself costs).
      */
     record EpochResult(Totals totals, double computeMs, double bnSyncMs, double exchangeMs, double updateMs, double stepMsMedian,
-            double outsideComputeMsMedian) {}
+            double outsideComputeMsMedian, double straggleMs, double overheadMsMedian) {}
 
     /** The median of the first n values, in milliseconds if they are seconds (NaN for none). */
     static double medianMs(double[] seconds, int n) {

@@ -58,8 +58,9 @@ public final class LocalEngine implements Engine {
             progress.step(s, steps, r.lossSum() / n, new Totals(lossSum, correct, count));
         }
         double totalMs = (System.nanoTime() - t0) / 1e6 / steps, updateMs = updateS * 1e3 / steps;
-        return new EpochResult(new Totals(lossSum, correct, count), totalMs - updateMs, 0, 0, updateMs, Engine.medianMs(stepS, steps),
-                Engine.medianMs(outsideS, steps));
+        double outsideMedian = Engine.medianMs(outsideS, steps);
+        return new EpochResult(new Totals(lossSum, correct, count), totalMs - updateMs, 0, 0, updateMs, Engine.medianMs(stepS, steps), outsideMedian, 0,
+                outsideMedian);
     }
 
 

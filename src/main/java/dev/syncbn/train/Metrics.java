@@ -17,24 +17,26 @@ import org.apache.hadoop.fs.Path;
  */
 public final class Metrics {
     public static final String STEP_HEADER = "step,loss";
-    /** The metrics file's header before the two median columns were added: such a file is still resumed. */
+    /** The metrics file's first header; later versions appended columns, and a file with any earlier header is still resumed. */
     static final String HEADER_WITHOUT_MEDIANS = "epoch,train_loss,train_acc,test_loss,test_acc,epoch_s,images_per_s,compute_ms,bn_sync_ms,exchange_ms,update_ms";
-    public static final String HEADER = HEADER_WITHOUT_MEDIANS + ",step_ms_median,outside_compute_ms_median";
+    public static final String HEADER = HEADER_WITHOUT_MEDIANS + ",step_ms_median,outside_compute_ms_median,straggle_ms,overhead_ms_median";
 
-    /** One epoch; then the mean split of a step's time, and the medians of a step's time and of its time outside compute. */
+    /** One epoch; then the time split of a step as in Engine.EpochResult. */
     public record Epoch(int epoch, double trainLoss, double trainAcc, double testLoss, double testAcc, double seconds, double imagesPerSecond,
-            double computeMs, double bnSyncMs, double exchangeMs, double updateMs, double stepMsMedian, double outsideComputeMsMedian) {
+            double computeMs, double bnSyncMs, double exchangeMs, double updateMs, double stepMsMedian, double outsideComputeMsMedian, double straggleMs,
+            double overheadMsMedian) {
         public String csv() {
-            return String.format(java.util.Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", epoch, trainLoss, trainAcc, testLoss,
-                    testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs, stepMsMedian, outsideComputeMsMedian);
+            return String.format(java.util.Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", epoch, trainLoss, trainAcc,
+                    testLoss, testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs, stepMsMedian, outsideComputeMsMedian, straggleMs,
+                    overheadMsMedian);
         }
 
         public String line() {
             return String.format(java.util.Locale.ROOT,
                     "epoch %d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.1f s  %.0f images/s  step ms: compute %.2f bn-sync %.2f exchange %.2f"
-                            + " update %.2f (median step %.2f, outside compute %.2f)",
-                    epoch, trainLoss, trainAcc, testLoss, testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs, stepMsMedian,
-                    outsideComputeMsMedian);
+                            + " update %.2f, straggle %.2f of them (median step %.2f, outside compute %.2f, overhead %.2f)",
+                    epoch, trainLoss, trainAcc, testLoss, testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs, straggleMs, stepMsMedian,
+                    outsideComputeMsMedian, overheadMsMedian);
         }
     }
 
@@ -53,7 +55,8 @@ public final class Metrics {
         if (!fs.exists(p)) return;
         try (BufferedReader r = new BufferedReader(new InputStreamReader(fs.open(p), StandardCharsets.UTF_8))) {
             String found = r.readLine();
-            boolean older = header.equals(HEADER) && HEADER_WITHOUT_MEDIANS.equals(found); // its rows are kept as they are, without medians
+            // an earlier version's file: its rows are kept as they are, without the later columns
+            boolean older = header.equals(HEADER) && found != null && found.startsWith(HEADER_WITHOUT_MEDIANS) && HEADER.startsWith(found + ",");
             if (!header.equals(found) && !older) throw new IOException(path + ": not a log of this kind (header '" + found + "', expected '" + header + "')");
             int lineNumber = 1, skipped = 0;
             for (String line; (line = r.readLine()) != null; ) {

@@ -110,7 +110,7 @@ public final class Trainer {
             double seconds = (System.nanoTime() - t0) / 1e9;
             Metrics.Epoch row = new Metrics.Epoch(epoch, train.meanLoss(), train.accuracy(), test.meanLoss(), test.accuracy(), seconds,
                     train.count() / trainSeconds, result.computeMs(), result.bnSyncMs(), result.exchangeMs(), result.updateMs(), result.stepMsMedian(),
-                    result.outsideComputeMsMedian());
+                    result.outsideComputeMsMedian(), result.straggleMs(), result.overheadMsMedian());
             System.out.println(row.line());
             metrics.add(row.csv());
             metrics.flush();

@@ -123,7 +123,7 @@ class CoordinatorHostileTest {
                 }
                 float[] grad = new float[P];
                 for (int i = 0; i < P; i++) grad[i] = (step + 1) * (rank + 1) * 0.01f + i;
-                params = client.exchange(1, 0.5, 0, 0, 0, grad, new float[S]);
+                params = client.exchange(1, 0.5, 0, 0, 0, 0, grad, new float[S]);
             }
             return params;
         }
@@ -263,6 +263,7 @@ class CoordinatorHostileTest {
                 g.data.writeLong(0);
                 g.data.writeDouble(0);
                 g.data.writeDouble(0);
+                g.data.writeDouble(0);
                 s.channel().send(g.floats(new float[P + 1]).floats(new float[S]));
                 assertEquals(-1, s.socket().getInputStream().read(), "dropped");
             }
@@ -289,6 +290,7 @@ class CoordinatorHostileTest {
         g.data.writeLong(1);
         g.data.writeDouble(0.5);
         g.data.writeLong(0);
+        g.data.writeDouble(0);
         g.data.writeDouble(0);
         g.data.writeDouble(0);
         return g.floats(new float[P]).floats(new float[S]);

@@ -21,7 +21,7 @@ class StepAggregatorTest {
         float[] g = new float[PARAMS], st = new float[STATE];
         for (int i = 0; i < PARAMS; i++) g[i] = (float) (rng.nextDouble() - 0.5) * (float) Math.pow(10, rng.nextInt(8) - 4);
         for (int i = 0; i < STATE; i++) st[i] = rank + i;
-        return new StepAggregator.Contribution(8 + rank, 1.5 * rank, rank, 0.01 * rank, 0.001, g, st);
+        return new StepAggregator.Contribution(8 + rank, 1.5 * rank, rank, 0.01 * rank, 0.01 * rank, 0.001, g, st);
     }
 
     static int[] ranks(int... r) {
@@ -40,7 +40,8 @@ class StepAggregatorTest {
             assertEquals(8 + 9 + 10 + 11, r.count());
             assertEquals(6, r.correct());
             assertEquals(9.0, r.lossSum(), 1e-12);
-            assertEquals(0.015, r.computeS(), 1e-12);
+            assertEquals(0.015, r.computeS(), 1e-12, "mean compute");
+            assertEquals(0.03, r.slowestComputeS(), 1e-12, "the slowest replica's compute");
             for (int i = 0; i < STATE; i++) assertEquals(1.5 + i, r.meanState()[i], 1e-6, "running statistics averaged over the replicas");
             assertEquals(7, r.step());
         }
@@ -133,8 +134,8 @@ class StepAggregatorTest {
         assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, true, ranks(0), new double[7]));
         assertFalse(a.addGradient(ranks(1), contribution(1)));
         assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(1), contribution(1)));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 2, 0, 0, new float[PARAMS], new float[STATE])));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 0, 0, 0, new float[3], new float[STATE])));
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 2, 0, 0, 0, new float[PARAMS], new float[STATE])));
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 0, 0, 0, 0, new float[3], new float[STATE])));
         assertThrows(IllegalStateException.class, () -> a.sum(0, 0));
         StepAggregator local = new StepAggregator(W, BnMode.parse("local", W), PARAMS, STATE, CHANNELS);
         assertTrue(assertThrows(Wire.ProtocolException.class, () -> local.addBn(0, 0, true, ranks(0), new double[7])).getMessage().contains("local"));

@@ -45,6 +45,27 @@ class TrainerTest {
         Metrics.Epoch last = rows.get(1);
         assertTrue(last.stepMsMedian() > 0 && last.outsideComputeMsMedian() > 0 && last.outsideComputeMsMedian() < last.stepMsMedian(),
                 "median step " + last.stepMsMedian() + " ms, outside compute " + last.outsideComputeMsMedian() + " ms");
+        assertEquals(0, last.straggleMs(), "one process: no replica waits for another");
+        assertEquals(last.outsideComputeMsMedian(), last.overheadMsMedian());
+    }
+
+    /** Each version appended columns to the metrics file: a file with any earlier header is resumed, its rows kept as they were. */
+    @Test
+    void metricsFilesOfEarlierVersionsAreResumed() throws Exception {
+        String[] columns = Metrics.HEADER.split(",");
+        for (int n = Metrics.HEADER_WITHOUT_MEDIANS.split(",").length; n < columns.length; n++) {
+            java.nio.file.Path file = dir.resolve("m" + n + ".csv");
+            String header = String.join(",", java.util.Arrays.copyOf(columns, n)), row = "1" + ",0.5".repeat(n - 1);
+            Files.write(file, List.of(header, row, "2" + ",0.5".repeat(n - 1)));
+            Metrics m = new Metrics(file.toString(), Metrics.HEADER, new org.apache.hadoop.conf.Configuration(), 2);
+            m.flush();
+            assertEquals(List.of(Metrics.HEADER, row), Files.readAllLines(file), n + " columns");
+        }
+        java.nio.file.Path other = dir.resolve("other.csv");
+        Files.write(other, List.of(Metrics.HEADER_WITHOUT_MEDIANS + ",something_else", "1,2"));
+        String m = assertThrows(java.io.IOException.class, () -> new Metrics(other.toString(), Metrics.HEADER, new org.apache.hadoop.conf.Configuration(), 2))
+                .getMessage();
+        assertTrue(m.contains("other.csv") && m.contains("not a log of this kind"), m);
     }
 
     /**
