@@ -53,7 +53,7 @@ class TrainerTest {
     @Test
     void metricsFilesOfEarlierVersionsAreResumed() throws Exception {
         String[] columns = Metrics.HEADER.split(",");
-        for (int n = Metrics.HEADER_WITHOUT_MEDIANS.split(",").length; n < columns.length; n++) {
+        for (int n = Metrics.FIRST_HEADER.split(",").length; n < columns.length; n++) {
             java.nio.file.Path file = dir.resolve("m" + n + ".csv");
             String header = String.join(",", java.util.Arrays.copyOf(columns, n)), row = "1" + ",0.5".repeat(n - 1);
             Files.write(file, List.of(header, row, "2" + ",0.5".repeat(n - 1)));
@@ -62,7 +62,7 @@ class TrainerTest {
             assertEquals(List.of(Metrics.HEADER, row), Files.readAllLines(file), n + " columns");
         }
         java.nio.file.Path other = dir.resolve("other.csv");
-        Files.write(other, List.of(Metrics.HEADER_WITHOUT_MEDIANS + ",something_else", "1,2"));
+        Files.write(other, List.of(Metrics.FIRST_HEADER + ",something_else", "1,2"));
         String m = assertThrows(java.io.IOException.class, () -> new Metrics(other.toString(), Metrics.HEADER, new org.apache.hadoop.conf.Configuration(), 2))
                 .getMessage();
         assertTrue(m.contains("other.csv") && m.contains("not a log of this kind"), m);
@@ -103,7 +103,7 @@ class TrainerTest {
         // as a version before the median columns wrote it: such a file is resumed too, its rows kept as they are
         List<String> written = Files.readAllLines(java.nio.file.Path.of(metrics));
         String epoch1 = String.join(",", java.util.Arrays.copyOf(written.get(1).split(","), 11));
-        Files.write(java.nio.file.Path.of(metrics), List.of(Metrics.HEADER_WITHOUT_MEDIANS, epoch1));
+        Files.write(java.nio.file.Path.of(metrics), List.of(Metrics.FIRST_HEADER, epoch1));
         List<Metrics.Epoch> rows = run(train, test, 3, 9, ckpt, true, metrics, resumed);
         assertEquals(2, rows.size(), "the resumed run trains epochs 2 and 3 only");
         assertArrayEquals(straight[0], resumed[0]);
