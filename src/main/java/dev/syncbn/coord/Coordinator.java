@@ -50,8 +50,8 @@ public final class Coordinator implements AutoCloseable {
     public record StepTimes(double computeS, double bnWaitS, double exchangeS, double updateS, double straggleS) {}
 
     public interface StepHandler {
-        /** All gradients of a step are in: apply them and return the new parameters. */
-        float[] apply(StepAggregator.StepReport report);
+        /** All gradients of a step are in: apply them and write the new parameters into params. */
+        void apply(StepAggregator.StepReport report, float[] params);
 
         /** After each step, with its time split; exchange is the step's wall time less the other three. */
         void stepDone(StepAggregator.StepReport report, StepTimes times);
@@ -73,7 +73,10 @@ public final class Coordinator implements AutoCloseable {
     // The run's state, guarded by this.
     private StepHandler handler;
     private int epoch = -1, stepsInEpoch, step, attempt = -1;
-    private float[] params;
+    // What the parties copy after a step; the next step's update writes the other array, and the two swap
+    // (a party hands in that next step only after it has copied these). No allocation per step: a run that
+    // allocated 1.4 MB a step paid for fresh heap pages, up to 5 ms a step, until the heap stopped growing.
+    private float[] params, nextParams;
     private byte[] paramsPayload; // the PARAMS frame of the current parameters, built once for all connections (null until one asks)
     private float[] state; // the replicas' running statistics, averaged (see StepAggregator.StepReport)
     private final StepAggregator aggregator;
@@ -183,7 +186,7 @@ public final class Coordinator implements AutoCloseable {
                     handIn(ranks, attempt, epoch, step, new StepAggregator.Contribution(count, lossSum, correct, computeS, slowestComputeS, bnWaitS, grads, stateSum),
                             killed);
                     step++;
-                    return params; // a new array every step, never changed
+                    return params; // not changed until every party has handed in the next step
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -216,6 +219,7 @@ public final class Coordinator implements AutoCloseable {
         this.stepsInEpoch = stepsInEpoch;
         this.step = startStep;
         this.params = params.clone();
+        this.nextParams = new float[params.length];
         this.state = state.clone();
         this.handler = handler;
         this.attempt = -1;
@@ -419,7 +423,10 @@ public final class Coordinator implements AutoCloseable {
         StepAggregator.StepReport report = aggregator.sum(epoch, step);
         try {
             long t0 = System.nanoTime();
-            params = handler.apply(report).clone();
+            handler.apply(report, nextParams);
+            float[] read = params;
+            params = nextParams;
+            nextParams = read;
             paramsPayload = null;
             long t1 = System.nanoTime();
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;

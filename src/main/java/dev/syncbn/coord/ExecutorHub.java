@@ -33,6 +33,9 @@ public final class ExecutorHub {
     // What each replica (by its index in ranks) brought to the current meeting; its BN sums are replaced by the totals there.
     private final double[][] bnSums;
     private final StepAggregator.Contribution[] handIns;
+    // the hand-in's sums, reused every step (the link has sent or summed them before the hand-in returns)
+    private double[] gradSum, stateSum;
+    private float[] gradOut, stateOut;
     private float[] params;
     private DriverLink link;
     private DriverLink.Welcome welcome;
@@ -87,7 +90,15 @@ public final class ExecutorHub {
     private void handIn() throws IOException {
         StepAggregator.Contribution first = handIns[0];
         int p = first.grad().length, s = first.stateSum().length;
-        double[] grad = new double[p], state = new double[s];
+        if (gradSum == null) {
+            gradSum = new double[p];
+            stateSum = new double[s];
+            gradOut = new float[p];
+            stateOut = new float[s];
+        }
+        double[] grad = gradSum, state = stateSum;
+        Arrays.fill(grad, 0);
+        Arrays.fill(state, 0);
         long count = 0, correct = 0;
         double loss = 0, compute = 0, slowest = 0, bnWait = 0;
         for (StepAggregator.Contribution c : handIns) {
@@ -100,10 +111,9 @@ public final class ExecutorHub {
             slowest = Math.max(slowest, c.slowestComputeS());
             bnWait += c.bnWaitS();
         }
-        float[] g = new float[p], st = new float[s];
-        for (int i = 0; i < p; i++) g[i] = (float) grad[i];
-        for (int i = 0; i < s; i++) st[i] = (float) state[i];
-        params = link.exchange(count, loss, correct, compute, slowest, bnWait, g, st);
+        for (int i = 0; i < p; i++) gradOut[i] = (float) grad[i];
+        for (int i = 0; i < s; i++) stateOut[i] = (float) state[i];
+        params = link.exchange(count, loss, correct, compute, slowest, bnWait, gradOut, stateOut);
     }
 
     /** One replica's side of the hub: its BN reducer, its welcome and its gradient hand-in. */

@@ -61,12 +61,8 @@ public final class ProtocolBench {
         BnMode bn = BnMode.parse(mode, workers);
         try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
             c.startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new Coordinator.StepHandler() {
-                final float[] params = new float[paramCount];
-
                 @Override
-                public float[] apply(StepAggregator.StepReport r) {
-                    return params;
-                }
+                public void apply(StepAggregator.StepReport r, float[] params) {}
 
                 @Override
                 public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {}

@@ -24,15 +24,16 @@ public final class StepAggregator {
             float[] stateSum) {}
 
     /**
-     * What all parties of one step handed in, summed; times and running statistics averaged over the
-     * replicas, and the slowest replica's compute time. (Running statistics are linear in the batch
-     * statistics, so their average over the replicas is what the epoch ends with, and what a relaunched
-     * replica starts from.)
+     * What all parties of one step handed in, summed (gradSum is the aggregator's own array, valid until
+     * its next sum); times and running statistics averaged over the replicas, and the slowest replica's
+     * compute time. (Running statistics are linear in the batch statistics, so their average over the
+     * replicas is what the epoch ends with, and what a relaunched replica starts from.)
      */
     public record StepReport(int epoch, int step, double[] gradSum, long count, double lossSum, long correct, float[] meanState,
             double computeS, double slowestComputeS, double bnWaitS) {}
 
     private final int workers, paramCount, stateCount;
+    private final double[] gradSum;
     private final BnMode bn;
     private final int[] bnChannels;
     private final TreeMap<Integer, Contribution> contributions = new TreeMap<>(); // by the party's lowest rank
@@ -48,6 +49,7 @@ public final class StepAggregator {
         this.bn = bn;
         this.paramCount = paramCount;
         this.stateCount = stateCount;
+        this.gradSum = new double[paramCount];
         this.bnChannels = bnChannels.clone();
         this.handedIn = new boolean[workers];
     }
@@ -144,7 +146,8 @@ public final class StepAggregator {
     /** The step's sums, once every rank's gradient is in, summed in the order of the parties' lowest ranks. */
     public StepReport sum(int epoch, int step) {
         if (ranksIn != workers) throw new IllegalStateException(ranksIn + " of " + workers + " gradients are in");
-        double[] sum = new double[paramCount], state = new double[stateCount];
+        double[] sum = gradSum, state = new double[stateCount];
+        Arrays.fill(sum, 0);
         long count = 0, right = 0;
         double loss = 0, compute = 0, slowest = 0, bnWait = 0;
         for (Contribution c : contributions.values()) {

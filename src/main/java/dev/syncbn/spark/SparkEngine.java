@@ -188,12 +188,12 @@ public final class SparkEngine implements Engine {
         double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
         coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new Coordinator.StepHandler() {
             @Override
-            public float[] apply(StepAggregator.StepReport report) {
+            public void apply(StepAggregator.StepReport report, float[] params) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
                 // the replicas' gradients are already scaled by 1/(global batch): their sum is the global gradient
                 for (int i = 0; i < report.gradSum().length; i++) net.grads.set(i, report.gradSum()[i]);
                 adam.apply(net.params, net.grads);
-                return net.params.toFloats();
+                net.params.copyTo(params);
             }
 
             @Override

@@ -41,9 +41,9 @@ class CoordinatorHostileTest {
         float[] params = new float[P];
         c.startEpoch(1, STEPS, 0, params, new float[S], new Coordinator.StepHandler() {
             @Override
-            public float[] apply(StepAggregator.StepReport r) {
+            public void apply(StepAggregator.StepReport r, float[] next) {
                 for (int i = 0; i < P; i++) params[i] += (float) r.gradSum()[i];
-                return params;
+                System.arraycopy(params, 0, next, 0, P);
             }
 
             @Override
