@@ -96,24 +96,10 @@ public final class ExecutorHub {
             gradOut = new float[p];
             stateOut = new float[s];
         }
-        double[] grad = gradSum, state = stateSum;
-        Arrays.fill(grad, 0);
-        Arrays.fill(state, 0);
-        long count = 0, correct = 0;
-        double loss = 0, compute = 0, slowest = 0, bnWait = 0;
-        for (StepAggregator.Contribution c : handIns) {
-            for (int i = 0; i < p; i++) grad[i] += c.grad()[i];
-            for (int i = 0; i < s; i++) state[i] += c.stateSum()[i];
-            count += c.count();
-            correct += c.correct();
-            loss += c.lossSum();
-            compute += c.computeS();
-            slowest = Math.max(slowest, c.slowestComputeS());
-            bnWait += c.bnWaitS();
-        }
-        for (int i = 0; i < p; i++) gradOut[i] = (float) grad[i];
-        for (int i = 0; i < s; i++) stateOut[i] = (float) state[i];
-        params = link.exchange(count, loss, correct, compute, slowest, bnWait, gradOut, stateOut);
+        StepAggregator.Totals t = StepAggregator.fold(Arrays.asList(handIns), gradSum, stateSum);
+        for (int i = 0; i < p; i++) gradOut[i] = (float) gradSum[i];
+        for (int i = 0; i < s; i++) stateOut[i] = (float) stateSum[i];
+        params = link.exchange(t.count(), t.lossSum(), t.correct(), t.computeS(), t.slowestComputeS(), t.bnWaitS(), gradOut, stateOut);
     }
 
     /** One replica's side of the hub: its BN reducer, its welcome and its gradient hand-in. */

@@ -146,24 +146,38 @@ public final class StepAggregator {
     /** The step's sums, once every rank's gradient is in, summed in the order of the parties' lowest ranks. */
     public StepReport sum(int epoch, int step) {
         if (ranksIn != workers) throw new IllegalStateException(ranksIn + " of " + workers + " gradients are in");
-        double[] sum = gradSum, state = new double[stateCount];
-        Arrays.fill(sum, 0);
-        long count = 0, right = 0;
+        double[] state = new double[stateCount];
+        Totals t = fold(contributions.values(), gradSum, state);
+        float[] meanState = new float[stateCount];
+        for (int i = 0; i < stateCount; i++) meanState[i] = (float) (state[i] / workers);
+        return new StepReport(epoch, step, gradSum, t.count(), t.lossSum(), t.correct(), meanState, t.computeS() / workers, t.slowestComputeS(),
+                t.bnWaitS() / workers);
+    }
+
+    /** Contributions' figures summed (the slowest replica's compute: the largest). */
+    record Totals(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS) {}
+
+    /**
+     * Sums contributions, in the order given, into grad and state (overwritten) in double precision, the
+     * same way for an executor's replicas (ExecutorHub) and for the parties of a step.
+     */
+    static Totals fold(Iterable<Contribution> parts, double[] grad, double[] state) {
+        Arrays.fill(grad, 0);
+        Arrays.fill(state, 0);
+        long count = 0, correct = 0;
         double loss = 0, compute = 0, slowest = 0, bnWait = 0;
-        for (Contribution c : contributions.values()) {
+        for (Contribution c : parts) {
             float[] g = c.grad(), st = c.stateSum();
-            for (int i = 0; i < paramCount; i++) sum[i] += g[i];
-            for (int i = 0; i < stateCount; i++) state[i] += st[i];
+            for (int i = 0; i < grad.length; i++) grad[i] += g[i];
+            for (int i = 0; i < state.length; i++) state[i] += st[i];
             count += c.count();
-            right += c.correct();
+            correct += c.correct();
             loss += c.lossSum();
             compute += c.computeS();
             slowest = Math.max(slowest, c.slowestComputeS());
             bnWait += c.bnWaitS();
         }
-        float[] meanState = new float[stateCount];
-        for (int i = 0; i < stateCount; i++) meanState[i] = (float) (state[i] / workers);
-        return new StepReport(epoch, step, sum, count, loss, right, meanState, compute / workers, slowest, bnWait / workers);
+        return new Totals(count, loss, correct, compute, slowest, bnWait);
     }
 
     /** Forgets every part of the step in progress (a new step, or a relaunched stage attempt). */
