@@ -34,8 +34,11 @@ import java.util.logging.Logger;
  *
  * A party in the driver's own JVM (Spark local mode) takes the same steps as direct calls (LocalParty).
  *
- * The driver owns the step counter: a relaunched stage attempt is told the current step and gets the
- * current parameters, and whatever the failed attempt left half-done is dropped. Frames from a stale
+ * The driver owns the step counter. Every StepAggregator.STATISTICS_EVERY steps (where the parties hand
+ * in their running statistics, which no step needs) it keeps a snapshot: step, parameters, statistics
+ * and, through the StepHandler, the optimizer's state. A relaunched stage attempt goes back to the last
+ * snapshot and recomputes the steps after it (the same computation, so the run ends as an undisturbed
+ * one; stepDone hears of each step once); whatever the failed attempt left half-done is dropped. Frames from a stale
  * attempt, for a step that is over, of the wrong length, failing their seal or without a proof of the key are refused with a log
  * line and the connection is closed; the step in progress is not touched.
  */
@@ -52,6 +55,12 @@ public final class Coordinator implements AutoCloseable {
     public interface StepHandler {
         /** All gradients of a step are in: apply them and write the new parameters into params. */
         void apply(StepAggregator.StepReport report, float[] params);
+
+        /** Keep what apply changes besides the parameters (the optimizer's state) as it is now: a relaunch may go back here. */
+        void snapshot();
+
+        /** Go back to the last snapshot, whose parameters are params. */
+        void rollback(float[] params);
 
         /** After each step, with its time split; exchange is the step's wall time less the other three. */
         void stepDone(StepAggregator.StepReport report, StepTimes times);
@@ -78,7 +87,10 @@ public final class Coordinator implements AutoCloseable {
     // allocated 1.4 MB a step paid for fresh heap pages, up to 5 ms a step, until the heap stopped growing.
     private float[] params, nextParams;
     private byte[] paramsPayload; // the PARAMS frame of the current parameters, built once for all connections (null until one asks)
-    private float[] state; // the replicas' running statistics, averaged (see StepAggregator.StepReport)
+    private float[] state; // the replicas' running statistics, averaged (see StepAggregator.StepReport), as of snapshotStep
+    private int snapshotStep; // where a relaunched attempt starts
+    private float[] snapshotParams;
+    private int firstUnreported; // stepDone has been called for the steps before it (a relaunch recomputes some)
     private final StepAggregator aggregator;
     private long lastStepEnd; // nanoTime when the last step (or the attempt) began
     private final boolean[] connected; // ranks with a live connection in the current attempt
@@ -222,6 +234,10 @@ public final class Coordinator implements AutoCloseable {
         this.nextParams = new float[params.length];
         this.state = state.clone();
         this.handler = handler;
+        this.snapshotStep = startStep;
+        this.snapshotParams = params.clone();
+        this.firstUnreported = startStep;
+        handler.snapshot();
         this.attempt = -1;
         this.failure = null;
         java.util.Arrays.fill(connected, false);
@@ -234,7 +250,7 @@ public final class Coordinator implements AutoCloseable {
         return step;
     }
 
-    /** The replicas' running statistics after the last step, averaged over the replicas. */
+    /** The replicas' running statistics, averaged over the replicas, as of the last step that carried them (the epoch's last, once it is done). */
     public synchronized float[] state() {
         return state.clone();
     }
@@ -325,7 +341,18 @@ public final class Coordinator implements AutoCloseable {
             // a relaunched stage: what the failed attempt left half-done is void
             attempt = helloAttempt;
             java.util.Arrays.fill(connected, false);
+        }
+        boolean first = true;
+        for (boolean c : connected) first &= !c;
+        if (first) {
+            // no party is in the middle of a step: start from the last snapshot, where the statistics are
             clearPending();
+            if (step != snapshotStep) {
+                step = snapshotStep;
+                params = snapshotParams.clone(); // a new array: a replica of a failed attempt may still be reading the old one
+                paramsPayload = null;
+                handler.rollback(params);
+            }
             notifyAll();
         }
         for (int r : ranks) if (connected[r]) throw new Wire.ProtocolException("rank " + r + " is already connected in attempt " + attempt);
@@ -382,7 +409,7 @@ public final class Coordinator implements AutoCloseable {
         long right = frame.readLong();
         double compute = frame.readDouble(), slowest = frame.readDouble(), bnWait = frame.readDouble();
         float[] grad = Wire.floats(frame, paramCount);
-        float[] stateSum = Wire.floats(frame, stateCount);
+        float[] stateSum = Wire.floatsUpTo(frame, stateCount); // all or nothing, as the step requires: checked in handIn
         Wire.expectEnd(frame);
         byte[] reply;
         synchronized (this) {
@@ -397,7 +424,7 @@ public final class Coordinator implements AutoCloseable {
     private synchronized void handIn(int[] ranks, int myAttempt, int partyEpoch, int partyStep, StepAggregator.Contribution c, BooleanSupplier gone)
             throws Wire.ProtocolException, InterruptedException {
         checkLive(myAttempt, partyEpoch, partyStep);
-        if (aggregator.addGradient(ranks, c)) completeStep();
+        if (aggregator.addGradient(ranks, c, StepAggregator.statisticsDue(partyStep, stepsInEpoch))) completeStep();
         while (step == partyStep) {
             await(gone);
             if (myAttempt != attempt) throw new Wire.ProtocolException("stage attempt " + myAttempt + " was superseded by " + attempt);
@@ -428,12 +455,20 @@ public final class Coordinator implements AutoCloseable {
             params = nextParams;
             nextParams = read;
             paramsPayload = null;
+            if (report.meanState() != null) { // the end of a snapshot interval
+                state = report.meanState();
+                snapshotStep = step + 1;
+                System.arraycopy(params, 0, snapshotParams, 0, params.length);
+                handler.snapshot();
+            }
             long t1 = System.nanoTime();
             double update = (t1 - t0) / 1e9, wall = (t1 - lastStepEnd) / 1e9;
-            state = report.meanState();
             step++;
-            handler.stepDone(report, new StepTimes(report.computeS(), report.bnWaitS(), Math.max(0, wall - report.computeS() - report.bnWaitS() - update), update,
-                    Math.max(0, report.slowestComputeS() - report.computeS())));
+            if (step > firstUnreported) {
+                firstUnreported = step;
+                handler.stepDone(report, new StepTimes(report.computeS(), report.bnWaitS(), Math.max(0, wall - report.computeS() - report.bnWaitS() - update),
+                        update, Math.max(0, report.slowestComputeS() - report.computeS())));
+            }
         } catch (RuntimeException e) {
             failure = e; // kept whole: the user sees the driver's own error, with its cause, not the replicas' echoes of it
             LOG.severe(String.valueOf(e.getMessage()));

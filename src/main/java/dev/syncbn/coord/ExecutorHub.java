@@ -35,6 +35,7 @@ public final class ExecutorHub {
     private final StepAggregator.Contribution[] handIns;
     // the hand-in's sums, reused every step (the link has sent or summed them before the hand-in returns)
     private double[] gradSum, stateSum;
+    private static final double[] NO_SUMS = new double[0];
     private float[] gradOut, stateOut;
     private float[] params;
     private DriverLink link;
@@ -89,17 +90,20 @@ public final class ExecutorHub {
     /** A gradient hand-in, once every replica's report is in: sum them in rank order, hand in the sum, keep the new parameters. */
     private void handIn() throws IOException {
         StepAggregator.Contribution first = handIns[0];
-        int p = first.grad().length, s = first.stateSum().length;
+        int p = first.grad().length, s = first.stateSum().length; // s: 0 at a step without running statistics
         if (gradSum == null) {
             gradSum = new double[p];
-            stateSum = new double[s];
             gradOut = new float[p];
+        }
+        if (s > 0 && stateSum == null) {
+            stateSum = new double[s];
             stateOut = new float[s];
         }
-        StepAggregator.Totals t = StepAggregator.fold(Arrays.asList(handIns), gradSum, stateSum);
+        StepAggregator.Totals t = StepAggregator.fold(Arrays.asList(handIns), gradSum, s > 0 ? stateSum : NO_SUMS);
         for (int i = 0; i < p; i++) gradOut[i] = (float) gradSum[i];
         for (int i = 0; i < s; i++) stateOut[i] = (float) stateSum[i];
-        params = link.exchange(t.count(), t.lossSum(), t.correct(), t.computeS(), t.slowestComputeS(), t.bnWaitS(), gradOut, stateOut);
+        params = link.exchange(t.count(), t.lossSum(), t.correct(), t.computeS(), t.slowestComputeS(), t.bnWaitS(), gradOut,
+                s > 0 ? stateOut : StepAggregator.NO_STATISTICS);
     }
 
     /** One replica's side of the hub: its BN reducer, its welcome and its gradient hand-in. */
@@ -143,7 +147,8 @@ public final class ExecutorHub {
         }
 
         /**
-         * Hands in this replica's gradient report of the step; returns the parameters after the driver's
+         * Hands in this replica's gradient report of the step (with its running statistics where
+         * StepAggregator.statisticsDue, else NO_STATISTICS); returns the parameters after the driver's
          * update, an array shared by the hub's replicas: copy it before the next step.
          */
         public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {

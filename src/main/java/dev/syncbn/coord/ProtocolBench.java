@@ -66,6 +66,12 @@ public final class ProtocolBench {
 
                 @Override
                 public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {}
+
+                @Override
+                public void snapshot() {}
+
+                @Override
+                public void rollback(float[] params) {}
             });
             // a party per executor (its replicas aggregated) or per replica
             int partySize = aggregate ? perExecutor : 1;
@@ -109,7 +115,7 @@ public final class ProtocolBench {
                 for (int layer = 0; layer < channels.length; layer++) replica.allReduce(layer, true, new double[2 * channels[layer] + 1]);
                 for (int layer = channels.length - 1; layer >= 0; layer--) replica.allReduce(layer, false, new double[2 * channels[layer]]);
             }
-            replica.exchange(32, 1, 1, 0, 0, grads, state);
+            replica.exchange(32, 1, 1, 0, 0, grads, StepAggregator.statisticsDue(s, steps) ? state : StepAggregator.NO_STATISTICS);
         }
     }
 }

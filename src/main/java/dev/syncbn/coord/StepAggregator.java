@@ -18,19 +18,35 @@ import java.util.TreeMap;
 public final class StepAggregator {
     /**
      * A party's hand-in for a step, summed over its replicas: sample count, loss sum, correct count, times
-     * (and the compute time of its slowest replica), gradient, running statistics.
+     * (and the compute time of its slowest replica), gradient, running statistics (NO_STATISTICS at a step
+     * where they are not due).
      */
     public record Contribution(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS, float[] grad,
             float[] stateSum) {}
 
     /**
      * What all parties of one step handed in, summed (gradSum is the aggregator's own array, valid until
-     * its next sum); times and running statistics averaged over the replicas, and the slowest replica's
-     * compute time. (Running statistics are linear in the batch statistics, so their average over the
-     * replicas is what the epoch ends with, and what a relaunched replica starts from.)
+     * its next sum); times and running statistics averaged over the replicas (meanState null at a step
+     * where they are not due), and the slowest replica's compute time. (Running statistics are linear in
+     * the batch statistics, so their average over the replicas is what the epoch ends with, and what a
+     * relaunched replica starts from.)
      */
     public record StepReport(int epoch, int step, double[] gradSum, long count, double lossSum, long correct, float[] meanState,
             double computeS, double slowestComputeS, double bnWaitS) {}
+
+    /**
+     * Running statistics are needed by no step, only at the epoch's end and by a relaunched stage, which
+     * starts from the driver's last snapshot (Coordinator): so they are handed in only at the steps that
+     * end a snapshot interval of this many steps, and at the epoch's last. A relaunch recomputes at most
+     * this many steps.
+     */
+    public static final int STATISTICS_EVERY = 32;
+    public static final float[] NO_STATISTICS = new float[0];
+
+    /** Whether the hand-in of step (0-based) of an epoch of stepsInEpoch steps carries the running statistics. */
+    public static boolean statisticsDue(int step, int stepsInEpoch) {
+        return (step + 1) % STATISTICS_EVERY == 0 || step == stepsInEpoch - 1;
+    }
 
     private final int workers, paramCount, stateCount;
     private final double[] gradSum;
@@ -125,12 +141,13 @@ public final class StepAggregator {
         return out;
     }
 
-    /** Adds a party's gradient report; returns true when every rank's is in. */
-    public boolean addGradient(int[] ranks, Contribution c) throws Wire.ProtocolException {
+    /** Adds a party's gradient report (with running statistics if they are due); returns true when every rank's is in. */
+    public boolean addGradient(int[] ranks, Contribution c, boolean statisticsDue) throws Wire.ProtocolException {
         checkParty(ranks);
-        if (c.grad().length != paramCount || c.stateSum().length != stateCount) {
+        int expectedState = statisticsDue ? stateCount : 0;
+        if (c.grad().length != paramCount || c.stateSum().length != expectedState) {
             throw new Wire.ProtocolException("gradient of " + c.grad().length + " and state of " + c.stateSum().length + " values, expected " + paramCount
-                    + " and " + stateCount);
+                    + " and " + expectedState);
         }
         if (c.count() < 0 || c.correct() < 0 || c.correct() > c.count() || !Double.isFinite(c.computeS())
                 || !Double.isFinite(c.slowestComputeS()) || !Double.isFinite(c.bnWaitS())) {
@@ -146,10 +163,11 @@ public final class StepAggregator {
     /** The step's sums, once every rank's gradient is in, summed in the order of the parties' lowest ranks. */
     public StepReport sum(int epoch, int step) {
         if (ranksIn != workers) throw new IllegalStateException(ranksIn + " of " + workers + " gradients are in");
-        double[] state = new double[stateCount];
+        boolean withStatistics = contributions.firstEntry().getValue().stateSum().length > 0; // all parties alike (addGradient)
+        double[] state = new double[withStatistics ? stateCount : 0];
         Totals t = fold(contributions.values(), gradSum, state);
-        float[] meanState = new float[stateCount];
-        for (int i = 0; i < stateCount; i++) meanState[i] = (float) (state[i] / workers);
+        float[] meanState = withStatistics ? new float[stateCount] : null;
+        for (int i = 0; i < state.length; i++) meanState[i] = (float) (state[i] / workers);
         return new StepReport(epoch, step, gradSum, t.count(), t.lossSum(), t.correct(), meanState, t.computeS() / workers, t.slowestComputeS(),
                 t.bnWaitS() / workers);
     }
@@ -158,8 +176,9 @@ public final class StepAggregator {
     record Totals(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS) {}
 
     /**
-     * Sums contributions, in the order given, into grad and state (overwritten) in double precision, the
-     * same way for an executor's replicas (ExecutorHub) and for the parties of a step.
+     * Sums contributions, in the order given, into grad and state (overwritten; state empty at a step
+     * without statistics) in double precision, the same way for an executor's replicas (ExecutorHub) and
+     * for the parties of a step.
      */
     static Totals fold(Iterable<Contribution> parts, double[] grad, double[] state) {
         Arrays.fill(grad, 0);
@@ -168,6 +187,7 @@ public final class StepAggregator {
         double loss = 0, compute = 0, slowest = 0, bnWait = 0;
         for (Contribution c : parts) {
             float[] g = c.grad(), st = c.stateSum();
+            if (st.length != state.length) throw new IllegalStateException("running statistics of " + st.length + " values among parts of " + state.length);
             for (int i = 0; i < grad.length; i++) grad[i] += g[i];
             for (int i = 0; i < state.length; i++) state[i] += st[i];
             count += c.count();

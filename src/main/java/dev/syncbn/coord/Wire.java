@@ -87,6 +87,17 @@ final class Wire {
     static float[] floats(DataInputStream in, int expected) throws IOException {
         int n = in.readInt();
         if (n != expected) throw new ProtocolException("vector of " + n + " floats, expected " + expected);
+        return floatsOf(in, n);
+    }
+
+    /** A vector of 0 to max floats, for a length that only the receiver's state can check. */
+    static float[] floatsUpTo(DataInputStream in, int max) throws IOException {
+        int n = in.readInt();
+        if (n < 0 || n > max) throw new ProtocolException("vector of " + n + " floats, expected at most " + max);
+        return floatsOf(in, n);
+    }
+
+    private static float[] floatsOf(DataInputStream in, int n) throws IOException {
         byte[] b = new byte[4 * n];
         in.readFully(b);
         float[] a = new float[n];

@@ -53,6 +53,13 @@ public final class Adam {
         this.step = step;
     }
 
+    /** Copies the moments and the step count into other, an Adam over parameters of the same length (a snapshot to go back to). */
+    public void copyStateTo(Adam other) {
+        other.m.copyFrom(m);
+        other.v.copyFrom(v);
+        other.step = step;
+    }
+
     public void apply(Buf params, Buf grads) {
         step++;
         double c1 = 1 - Math.pow(beta1, step), c2 = 1 - Math.pow(beta2, step);

@@ -5,6 +5,7 @@ import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.DriverLink;
 import dev.syncbn.coord.ExecutorHub;
+import dev.syncbn.coord.StepAggregator;
 
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.Backend;
@@ -26,10 +27,11 @@ import scala.runtime.AbstractFunction1;
 /**
  * One replica's epoch, run as a task of the barrier stage: it gathers its share of the epoch's samples,
  * joins its executor's hub (the replicas of one JVM are one party of the coordination protocol, with one
- * link to the driver: a connection, or a direct call in local mode), and from the driver's current step
- * on, per step computes the forward and backward pass of its part of the global batch (BN statistics
- * all-reduced through the hub and the driver's coordinator in sync modes), hands in its gradient and
- * takes the new parameters.
+ * link to the driver: a connection, or a direct call in local mode), and from the step the driver
+ * starts it at (the epoch's first, or a relaunched stage's last snapshot) on, per step computes the
+ * forward and backward pass of its part of the global batch (BN statistics all-reduced through the hub
+ * and the driver's coordinator in sync modes), hands in its gradient (and its running statistics where
+ * they are due) and takes the new parameters.
  */
 public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
     /** Everything a replica needs to know about the run; shipped in the task closure. */
@@ -133,8 +135,9 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
             double bnWait = client.takeBnWaitSeconds();
             double compute = (System.nanoTime() - t0) / 1e9 - bnWait;
             net.grads.copyTo(grads);
-            net.state.copyTo(state);
-            net.params.copyFrom(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, state));
+            boolean statisticsDue = StepAggregator.statisticsDue(step, steps);
+            if (statisticsDue) net.state.copyTo(state);
+            net.params.copyFrom(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, statisticsDue ? state : StepAggregator.NO_STATISTICS));
         }
     }
 }

@@ -23,11 +23,12 @@ import scala.reflect.ClassTag$;
  * parameters, Adam state, step counter and BN running statistics (in `net` and `adam`).
  *
  * Running statistics: in sync mode the replicas' stay identical. In local and group modes each replica
- * keeps its own during the epoch; the driver keeps their average after every step (it comes with the
- * gradients, summed per executor), and at the end of the epoch that average is what evaluation and
+ * keeps its own during the epoch; the driver gets their average (summed per executor) every
+ * StepAggregator.STATISTICS_EVERY steps and at the epoch's end, and that last one is what evaluation and
  * checkpoints use and what every replica starts the next epoch from (so a resumed run continues
- * exactly). A relaunched stage starts every replica from the average: running statistics are linear in
- * the batch statistics, so the epoch ends with the same average, up to float rounding.
+ * exactly). A relaunched stage goes back to the driver's last snapshot (Coordinator) and starts every
+ * replica from the average: running statistics are linear in the batch statistics, so the epoch ends
+ * with the same average, up to float rounding (exactly in sync mode).
  */
 public final class SparkEngine implements Engine {
     /**
@@ -77,7 +78,7 @@ public final class SparkEngine implements Engine {
     private final int trainSize, testSize;
     private final JavaRDD<Blocks.Block> trainBlocks, testBlocks;
     private final ConvNet net;
-    private final Adam adam;
+    private final Adam adam, adamSnapshot;
     private final Coordinator coordinator;
     private final CoordinatorKey key;
     private final Shares shares;
@@ -104,6 +105,7 @@ public final class SparkEngine implements Engine {
         this.net = new ConvNet(spec, 1, 1, DataType.FLOAT);
         net.init(s.seed());
         this.adam = new Adam(net.params, s.lr());
+        this.adamSnapshot = new Adam(net.params, s.lr());
         this.trainBlocks = data.train().persist(StorageLevel.MEMORY_ONLY());
         this.testBlocks = data.test().persist(StorageLevel.MEMORY_ONLY());
         this.key = CoordinatorKey.forRun(sc.getConf());
@@ -184,7 +186,7 @@ public final class SparkEngine implements Engine {
         int w = s.workers(), steps = stepsPerEpoch();
         double[] split = new double[5];
         double[] totals = new double[3];
-        // by step (a relaunched stage does each step once too)
+        // by step (stepDone hears of each step once, even of those a relaunched stage recomputes)
         double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
         coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new Coordinator.StepHandler() {
             @Override
@@ -194,6 +196,17 @@ public final class SparkEngine implements Engine {
                 for (int i = 0; i < report.gradSum().length; i++) net.grads.set(i, report.gradSum()[i]);
                 adam.apply(net.params, net.grads);
                 net.params.copyTo(params);
+            }
+
+            @Override
+            public void snapshot() {
+                adam.copyStateTo(adamSnapshot);
+            }
+
+            @Override
+            public void rollback(float[] params) {
+                adamSnapshot.copyStateTo(adam);
+                net.params.copyFrom(params);
             }
 
             @Override

@@ -4,6 +4,7 @@ import dev.syncbn.nn.BnMode;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.io.DataInputStream;
@@ -37,11 +38,17 @@ class CoordinatorHostileTest {
     }
 
     static Coordinator start(int workers, AtomicInteger stepsDone, boolean encrypt, BnMode bn) throws IOException {
+        return start(workers, stepsDone, encrypt, bn, new AtomicInteger());
+    }
+
+    /** applied counts the steps computed, those a relaunch computes again included. */
+    static Coordinator start(int workers, AtomicInteger stepsDone, boolean encrypt, BnMode bn, AtomicInteger applied) throws IOException {
         Coordinator c = new Coordinator("127.0.0.1", workers, bn, P, S, CHANNELS, Coordinator.randomKey(), encrypt);
         float[] params = new float[P];
         c.startEpoch(1, STEPS, 0, params, new float[S], new Coordinator.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport r, float[] next) {
+                applied.incrementAndGet();
                 for (int i = 0; i < P; i++) params[i] += (float) r.gradSum()[i];
                 System.arraycopy(params, 0, next, 0, P);
             }
@@ -49,6 +56,14 @@ class CoordinatorHostileTest {
             @Override
             public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {
                 stepsDone.incrementAndGet();
+            }
+
+            @Override
+            public void snapshot() {} // the parameters are all this optimizer's state
+
+            @Override
+            public void rollback(float[] snapshotParams) {
+                System.arraycopy(snapshotParams, 0, params, 0, P);
             }
         });
         return c;
@@ -105,7 +120,28 @@ class CoordinatorHostileTest {
         }
     }
 
-    /** One replica's steps from its welcome on: a BN all-reduce (checked) and a gradient that depends on step and rank. */
+    /** The running statistics a replica hands in at a step where they are due: they depend on step and rank. */
+    static float[] statistics(int step, int rank) {
+        float[] st = new float[S];
+        for (int i = 0; i < S; i++) st[i] = step * 10 + rank + i;
+        return st;
+    }
+
+    /** The statistics a party is welcomed with when the last snapshot is at step: their mean over the ranks at the step before (zero at the start). */
+    static float[] statisticsAtSnapshot(int step, int workers) {
+        float[] mean = new float[S];
+        if (step == 0) return mean;
+        double[] sum = new double[S];
+        for (int r = 0; r < workers; r++) for (int i = 0; i < S; i++) sum[i] += statistics(step - 1, r)[i];
+        for (int i = 0; i < S; i++) mean[i] = (float) (sum[i] / workers);
+        return mean;
+    }
+
+    /**
+     * One replica's steps from its welcome on: a BN all-reduce (checked) and a gradient that depends on
+     * step and rank, with running statistics where due; a replica welcomed where no step is under way
+     * starts from the last snapshot, whose statistics it checks.
+     */
     static float[] replica(Coordinator c, int rank, int workers, int untilStep) throws Exception {
         return replica(c, c.port(), rank, workers, untilStep, 0, false);
     }
@@ -114,6 +150,9 @@ class CoordinatorHostileTest {
         Session session = welcomed(c, port, rank, stageAttempt, encrypt);
         try (CoordinatorClient client = session.client()) {
             DriverLink.Welcome w = session.welcome();
+            int snapshot = w.startStep();
+            while (snapshot > 0 && !StepAggregator.statisticsDue(snapshot - 1, STEPS)) snapshot--;
+            assertArrayEquals(statisticsAtSnapshot(snapshot, workers), w.state(), "welcomed at step " + w.startStep());
             float[] params = w.params();
             for (int step = w.startStep(); step < untilStep; step++) {
                 if (workers > 1) { // with one replica there is nothing to synchronize (and the service refuses BN frames)
@@ -123,7 +162,8 @@ class CoordinatorHostileTest {
                 }
                 float[] grad = new float[P];
                 for (int i = 0; i < P; i++) grad[i] = (step + 1) * (rank + 1) * 0.01f + i;
-                params = client.exchange(1, 0.5, 0, 0, 0, 0, grad, new float[S]);
+                float[] st = StepAggregator.statisticsDue(step, STEPS) ? statistics(step, rank) : StepAggregator.NO_STATISTICS;
+                params = client.exchange(1, 0.5, 0, 0, 0, 0, grad, st);
             }
             return params;
         }
@@ -251,39 +291,33 @@ class CoordinatorHostileTest {
     void wrongLengthsOversizedFramesAndReplaysAreDroppedAndTheStepStaysIntact() throws Exception {
         float[] expected = undisturbed(1);
         AtomicInteger steps = new AtomicInteger();
+        int at = StepAggregator.STATISTICS_EVERY; // a snapshot: a party welcomed here starts here
         try (Coordinator c = start(1, steps)) {
-            replica(c, 0, 1, 3); // steps 0..2, then this replica goes away
-            // a gradient of the wrong length
-            try (Raw s = session(c)) {
-                Wire.Out g = new Wire.Out(Wire.GRAD);
-                g.data.writeInt(1);
-                g.data.writeInt(3);
-                g.data.writeLong(1);
-                g.data.writeDouble(0.5);
-                g.data.writeLong(0);
-                g.data.writeDouble(0);
-                g.data.writeDouble(0);
-                g.data.writeDouble(0);
-                s.channel().send(g.floats(new float[P + 1]).floats(new float[S]));
-                assertEquals(-1, s.socket().getInputStream().read(), "dropped");
+            replica(c, 0, 1, at); // steps 0 .. at-1, then this replica goes away
+            assertFalse(StepAggregator.statisticsDue(at, STEPS));
+            for (Wire.Out frame : List.of(gradient(at, P + 1, 0), // a gradient of the wrong length
+                    gradient(at, P, S), // running statistics at a step where they are not due
+                    gradient(at, P, S + 1), // more statistics than there are
+                    gradient(1, P, 0))) { // a correctly sealed gradient for step 1, which is over
+                try (Raw s = session(c)) {
+                    s.channel().send(frame);
+                    assertEquals(-1, s.socket().getInputStream().read(), "dropped");
+                }
             }
             // an oversized frame after a good handshake
             try (Raw s = session(c)) {
                 s.socket().getOutputStream().write(new byte[] {0x7f, 0, 0, 0, Wire.GRAD});
                 assertEquals(-1, s.socket().getInputStream().read(), "dropped");
             }
-            // a correctly sealed gradient for step 1, which is over
-            try (Raw s = session(c)) {
-                s.channel().send(replayOfStep(1));
-                assertEquals(-1, s.socket().getInputStream().read(), "dropped");
-            }
-            assertEquals(3, c.step(), "no step was taken by the attacks");
+            assertEquals(at, c.step(), "no step was taken by the attacks");
             float[] got = replica(c, 0, 1, STEPS);
             assertArrayEquals(expected, got);
+            assertArrayEquals(statisticsAtSnapshot(STEPS, 1), c.state(), "the statistics of the epoch's last step");
         }
     }
 
-    static Wire.Out replayOfStep(int step) throws IOException {
+    /** A party's gradient frame for step, with a gradient of params values and running statistics of state values. */
+    static Wire.Out gradient(int step, int params, int state) throws IOException {
         Wire.Out g = new Wire.Out(Wire.GRAD);
         g.data.writeInt(1);
         g.data.writeInt(step);
@@ -293,6 +327,6 @@ class CoordinatorHostileTest {
         g.data.writeDouble(0);
         g.data.writeDouble(0);
         g.data.writeDouble(0);
-        return g.floats(new float[P]).floats(new float[S]);
+        return g.floats(new float[params]).floats(new float[state]);
     }
 }

@@ -1,5 +1,7 @@
 package dev.syncbn.coord;
 
+import dev.syncbn.nn.BnMode;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -227,6 +229,35 @@ class CoordinatorWireTest {
                 assertArrayEquals(expected, got, "no altered number reached the parameters");
                 assertEquals(CoordinatorHostileTest.STEPS, steps.get(), "every step exactly once");
             }
+        }
+    }
+
+    /**
+     * A connection that breaks after the mid-epoch snapshot (the 36th step's gradient altered): the
+     * relaunched stage goes back to that snapshot, not to the epoch's start, with its statistics (each
+     * replica checks them), recomputes the steps after it and ends as an undisturbed run, each step
+     * reported once.
+     */
+    @Test
+    void aRelaunchGoesBackToTheLastSnapshotAndEndsExactly() throws Exception {
+        float[] expected = CoordinatorHostileTest.undisturbed(W);
+        int snapshot = StepAggregator.STATISTICS_EVERY, broken = snapshot + 3;
+        assertTrue(broken < CoordinatorHostileTest.STEPS);
+        AtomicInteger grads = new AtomicInteger(), steps = new AtomicInteger(), applied = new AtomicInteger();
+        UnaryOperator<List<byte[]>> attack = frames -> {
+            byte[] f = frames.get(0);
+            if (f[4] != Wire.GRAD || grads.incrementAndGet() != W * broken + 1) return frames;
+            byte[] flipped = f.clone();
+            flipped[f.length - 30] ^= 0x10;
+            return List.of(flipped);
+        };
+        try (Coordinator c = CoordinatorHostileTest.start(W, steps, false, BnMode.parse("sync", W), applied); Proxy proxy = new Proxy(c.port(), attack)) {
+            int[] attempts = new int[1];
+            assertArrayEquals(expected, runRelaunching(c, proxy.port(), false, attempts));
+            assertEquals(2, attempts[0]);
+            assertEquals(CoordinatorHostileTest.STEPS, steps.get(), "every step reported once");
+            assertEquals(CoordinatorHostileTest.STEPS + broken - snapshot, applied.get(), "steps " + snapshot + " to " + (broken - 1) + " computed twice");
+            assertArrayEquals(CoordinatorHostileTest.statisticsAtSnapshot(CoordinatorHostileTest.STEPS, W), c.state());
         }
     }
 

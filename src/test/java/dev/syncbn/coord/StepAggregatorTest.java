@@ -34,7 +34,7 @@ class StepAggregatorTest {
         for (int r = 0; r < W; r++) for (int i = 0; i < PARAMS; i++) expected[i] += contribution(r).grad()[i];
         for (int[] arrival : new int[][] {{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}}) {
             StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
-            for (int k = 0; k < W; k++) assertEquals(k == W - 1, a.addGradient(ranks(arrival[k]), contribution(arrival[k])));
+            for (int k = 0; k < W; k++) assertEquals(k == W - 1, a.addGradient(ranks(arrival[k]), contribution(arrival[k]), true));
             StepAggregator.StepReport r = a.sum(2, 7);
             assertArrayEquals(expected, r.gradSum(), 0.0, "arrival " + java.util.Arrays.toString(arrival)); // bitwise
             assertEquals(8 + 9 + 10 + 11, r.count());
@@ -56,21 +56,44 @@ class StepAggregatorTest {
         for (boolean reversed : new boolean[] {false, true}) {
             StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
             if (reversed) {
-                assertFalse(a.addGradient(ranks(3), c3));
-                assertFalse(a.addGradient(ranks(2), c2));
-                assertTrue(a.addGradient(ranks(0, 1), c01));
+                assertFalse(a.addGradient(ranks(3), c3, true));
+                assertFalse(a.addGradient(ranks(2), c2, true));
+                assertTrue(a.addGradient(ranks(0, 1), c01, true));
             } else {
-                assertFalse(a.addGradient(ranks(0, 1), c01));
-                assertFalse(a.addGradient(ranks(2), c2));
-                assertTrue(a.addGradient(ranks(3), c3));
+                assertFalse(a.addGradient(ranks(0, 1), c01, true));
+                assertFalse(a.addGradient(ranks(2), c2, true));
+                assertTrue(a.addGradient(ranks(3), c3, true));
             }
             assertArrayEquals(expected, a.sum(0, 0).gradSum(), 0.0);
         }
         StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
-        a.addGradient(ranks(0, 1), c01);
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(1, 2), c2), "rank 1 handed in twice");
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(3, 2), c2), "ranks not ascending");
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(), c2), "no ranks");
+        a.addGradient(ranks(0, 1), c01, true);
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(1, 2), c2, true), "rank 1 handed in twice");
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(3, 2), c2, true), "ranks not ascending");
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(), c2, true), "no ranks");
+    }
+
+    /**
+     * Running statistics come every STATISTICS_EVERY steps and at the epoch's last, all or nothing: a
+     * party that sends them out of turn, or not in turn, is refused.
+     */
+    @Test
+    void runningStatisticsComeOnlyWhenDue() throws Exception {
+        int k = StepAggregator.STATISTICS_EVERY;
+        assertFalse(StepAggregator.statisticsDue(0, 100));
+        assertTrue(StepAggregator.statisticsDue(k - 1, 100), "the end of the first interval");
+        assertFalse(StepAggregator.statisticsDue(k, 100));
+        assertTrue(StepAggregator.statisticsDue(99, 100), "the epoch's last step");
+        assertTrue(StepAggregator.statisticsDue(0, 1));
+        StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
+        StepAggregator.Contribution with = contribution(0), without = new StepAggregator.Contribution(8, 1, 0, 0, 0, 0, with.grad(),
+                StepAggregator.NO_STATISTICS);
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(0), with, false), "statistics out of turn");
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(0), without, true), "statistics missing");
+        for (int r = 0; r < W; r++) a.addGradient(ranks(r), without, false);
+        StepAggregator.StepReport report = a.sum(1, 3);
+        assertNull(report.meanState(), "no statistics at this step");
+        assertEquals(4 * 8, report.count());
     }
 
     @Test
@@ -132,10 +155,12 @@ class StepAggregatorTest {
         assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, true, ranks(W), new double[7]));
         a.addBn(0, 0, true, ranks(0), new double[7]);
         assertThrows(Wire.ProtocolException.class, () -> a.addBn(0, 0, true, ranks(0), new double[7]));
-        assertFalse(a.addGradient(ranks(1), contribution(1)));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(1), contribution(1)));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 2, 0, 0, 0, new float[PARAMS], new float[STATE])));
-        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), new StepAggregator.Contribution(1, 0, 0, 0, 0, 0, new float[3], new float[STATE])));
+        assertFalse(a.addGradient(ranks(1), contribution(1), true));
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(1), contribution(1), true));
+        StepAggregator.Contribution moreRightThanCounted = new StepAggregator.Contribution(1, 0, 2, 0, 0, 0, new float[PARAMS], new float[STATE]);
+        StepAggregator.Contribution shortGradient = new StepAggregator.Contribution(1, 0, 0, 0, 0, 0, new float[3], new float[STATE]);
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), moreRightThanCounted, true));
+        assertThrows(Wire.ProtocolException.class, () -> a.addGradient(ranks(2), shortGradient, true));
         assertThrows(IllegalStateException.class, () -> a.sum(0, 0));
         StepAggregator local = new StepAggregator(W, BnMode.parse("local", W), PARAMS, STATE, CHANNELS);
         assertTrue(assertThrows(Wire.ProtocolException.class, () -> local.addBn(0, 0, true, ranks(0), new double[7])).getMessage().contains("local"));

@@ -1,5 +1,6 @@
 package dev.syncbn.spark;
 
+import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.nn.BnMode;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -14,6 +15,7 @@ import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
+import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.TestData;
 import java.util.ArrayList;
 import java.util.List;
@@ -43,7 +45,7 @@ class SparkTrainingTest {
         if (sc != null) sc.stop();
     }
 
-    record Run(List<Double> stepLosses, float[] params) {}
+    record Run(List<Double> stepLosses, float[] params, float[] state) {}
 
     static Run runSpark(int n, int workers, int batch, String bn, int epochs, int failAtStep) throws Exception {
         return runSpark(n, workers, batch, bn, epochs, failAtStep, false);
@@ -57,7 +59,8 @@ class SparkTrainingTest {
             for (int epoch = 1; epoch <= epochs; epoch++) {
                 e.trainEpoch(epoch, (s, steps, loss, soFar) -> losses.add(loss));
             }
-            return new Run(losses, e.snapshot(epochs, Map.of()).params());
+            ModelFile model = e.snapshot(epochs, Map.of());
+            return new Run(losses, model.params(), model.state());
         }
     }
 
@@ -68,7 +71,8 @@ class SparkTrainingTest {
             for (int epoch = 1; epoch <= epochs; epoch++) {
                 e.trainEpoch(epoch, (s, steps, loss, soFar) -> losses.add(loss));
             }
-            return new Run(losses, e.snapshot(epochs, Map.of()).params());
+            ModelFile model = e.snapshot(epochs, Map.of());
+            return new Run(losses, model.params(), model.state());
         }
     }
 
@@ -157,13 +161,27 @@ class SparkTrainingTest {
         }
     }
 
+    /**
+     * A task that fails after the epoch's first snapshot (step 36 of 40): the relaunched stage goes back to
+     * step 32 (where the running statistics last came in), recomputes 32..35, and the epoch ends as an
+     * undisturbed one: the same parameters, the same statistics (sync BN: the same bits; local BN: the
+     * replicas restart from their average, the same up to rounding), each step reported once.
+     */
     @Test
     void aTaskFailingMidEpochIsRecoveredWithTheSameResult() throws Exception {
-        Run straight = runSpark(320, 2, 16, "sync", 1, -1);
-        Run failed = runSpark(320, 2, 16, "sync", 1, 4);
+        int n = 2 * 16 * 40, failAt = StepAggregator.STATISTICS_EVERY + 4;
+        Run straight = runSpark(n, 2, 16, "sync", 1, -1);
+        Run failed = runSpark(n, 2, 16, "sync", 1, failAt);
+        assertEquals(40, straight.stepLosses().size());
         assertEquals(straight.stepLosses(), failed.stepLosses(), "every step once, none twice");
         assertArrayEquals(straight.params(), failed.params());
-        assertArrayEquals(straight.params(), runSpark(320, 2, 16, "sync", 1, -1).params(), "two identical runs");
+        assertArrayEquals(straight.state(), failed.state(), "running statistics");
+        assertArrayEquals(straight.params(), runSpark(n, 2, 16, "sync", 1, -1).params(), "two identical runs");
+        Run local = runSpark(n, 2, 16, "local", 1, -1), localFailed = runSpark(n, 2, 16, "local", 1, failAt);
+        assertEquals(local.stepLosses(), localFailed.stepLosses());
+        assertArrayEquals(local.params(), localFailed.params());
+        assertTrue(relativeError(local.state(), localFailed.state()) < 1e-6, "running statistics, restarted from the replicas' average: "
+                + relativeError(local.state(), localFailed.state()));
     }
 
     /** Runs body with listener hearing of Spark's events, and only of the events body causes. */
