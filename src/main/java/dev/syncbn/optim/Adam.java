@@ -6,25 +6,35 @@ import dev.syncbn.nn.Buf;
  * Adam with PyTorch's semantics (torch.optim.Adam, no weight decay, no amsgrad):
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+ * in float precision, as torch computes it for float32 parameters: over heap float arrays the JIT
+ * vectorizes the loop, sqrt and division included (50,282 parameters: 10 us against 230 us in double
+ * precision over the off-heap buffers, which it does not vectorize).
  */
 public final class Adam {
     public static final double DEFAULT_LR = 1e-3, DEFAULT_BETA1 = 0.9, DEFAULT_BETA2 = 0.999, DEFAULT_EPS = 1e-8;
 
     public final double lr, beta1, beta2, eps;
     /** First and second moment estimates, laid out like the parameters. */
-    public final Buf m, v;
+    public final float[] m, v;
+    // the parameters and gradients of the step in progress, on the heap (see above)
+    private final float[] p, g;
     private long step;
     /** 0: constant learning rate; otherwise cosine decay from lr to 0 over this many steps. */
     private long cosineSteps;
 
+    /** An optimizer for these float parameters. */
     public Adam(Buf params, double lr, double beta1, double beta2, double eps) {
         if (!(lr > 0)) throw new IllegalArgumentException("learning rate must be positive, got " + lr);
+        if (params.type() != org.nd4j.linalg.api.buffer.DataType.FLOAT) throw new IllegalArgumentException("Adam works on float parameters, not " + params.type());
         this.lr = lr;
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;
-        this.m = Buf.zeros(params.type(), params.length());
-        this.v = Buf.zeros(params.type(), params.length());
+        int n = params.length();
+        this.m = new float[n];
+        this.v = new float[n];
+        this.p = new float[n];
+        this.g = new float[n];
     }
 
     public Adam(Buf params, double lr) {
@@ -48,30 +58,49 @@ public final class Adam {
         return step;
     }
 
-    /** Restores the step count (with m and v, filled by the caller) from a checkpoint. */
-    public void setStep(long step) {
-        this.step = step;
-    }
-
     /** Copies the moments and the step count into other, an Adam over parameters of the same length (a snapshot to go back to). */
     public void copyStateTo(Adam other) {
-        other.m.copyFrom(m);
-        other.v.copyFrom(v);
+        System.arraycopy(m, 0, other.m, 0, m.length);
+        System.arraycopy(v, 0, other.v, 0, v.length);
         other.step = step;
     }
 
-    public void apply(Buf params, Buf grads) {
-        step++;
-        double c1 = 1 - Math.pow(beta1, step), c2 = 1 - Math.pow(beta2, step);
-        double sqrtC2 = Math.sqrt(c2), lrNow = lrAt(step);
-        for (int i = 0; i < params.length(); i++) {
-            double g = grads.get(i);
-            double mi = beta1 * m.get(i) + (1 - beta1) * g;
-            double vi = beta2 * v.get(i) + (1 - beta2) * g * g;
-            m.set(i, mi);
-            v.set(i, vi);
-            // PyTorch: denom = sqrt(v) / sqrt(1 - b2^t) + eps; p -= (lr / (1 - b1^t)) * m / denom
-            params.add(i, -(lrNow / c1) * mi / (Math.sqrt(vi) / sqrtC2 + eps));
+    /** Restores the moments and the step count from a checkpoint. */
+    public void restore(float[] m, float[] v, long step) {
+        if (m.length != this.m.length || v.length != this.v.length) {
+            throw new IllegalArgumentException("Adam state of " + m.length + " and " + v.length + " values for " + this.m.length + " parameters");
         }
+        System.arraycopy(m, 0, this.m, 0, m.length);
+        System.arraycopy(v, 0, this.v, 0, v.length);
+        this.step = step;
+    }
+
+    /** One step: params -= the update for grads. */
+    public void apply(Buf params, Buf grads) {
+        grads.copyTo(g);
+        update(params);
+    }
+
+    /** One step with the gradient summed in double precision (the driver's sum of the replicas'). */
+    public void apply(Buf params, double[] grads) {
+        for (int i = 0; i < g.length; i++) g[i] = (float) grads[i];
+        update(params);
+    }
+
+    private void update(Buf params) {
+        step++;
+        float c1 = (float) (1 - Math.pow(beta1, step)), sqrtC2 = (float) Math.sqrt(1 - Math.pow(beta2, step));
+        float b1 = (float) beta1, b2 = (float) beta2, e = (float) eps, stepSize = (float) (lrAt(step) / c1);
+        params.copyTo(p);
+        for (int i = 0; i < p.length; i++) {
+            float gi = g[i];
+            float mi = b1 * m[i] + (1 - b1) * gi;
+            float vi = b2 * v[i] + (1 - b2) * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            // PyTorch: denom = sqrt(v) / sqrt(1 - b2^t) + eps; p -= (lr / (1 - b1^t)) * m / denom
+            p[i] -= stepSize * mi / ((float) Math.sqrt(vi) / sqrtC2 + e);
+        }
+        params.copyFrom(p);
     }
 }

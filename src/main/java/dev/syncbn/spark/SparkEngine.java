@@ -193,8 +193,7 @@ public final class SparkEngine implements Engine {
             public void apply(StepAggregator.StepReport report, float[] params) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
                 // the replicas' gradients are already scaled by 1/(global batch): their sum is the global gradient
-                for (int i = 0; i < report.gradSum().length; i++) net.grads.set(i, report.gradSum()[i]);
-                adam.apply(net.params, net.grads);
+                adam.apply(net.params, report.gradSum());
                 net.params.copyTo(params);
             }
 

@@ -20,7 +20,7 @@ public record ModelFile(NetSpec spec, float[] params, float[] state, float[] ada
     private static final String MAGIC = "syncbn-model-1";
 
     public static ModelFile of(ConvNet net, Adam adam, int epoch, Map<String, String> settings) {
-        return new ModelFile(net.spec, net.params.toFloats(), net.state.toFloats(), adam.m.toFloats(), adam.v.toFloats(), adam.step(), epoch,
+        return new ModelFile(net.spec, net.params.toFloats(), net.state.toFloats(), adam.m.clone(), adam.v.clone(), adam.step(), epoch,
                 new LinkedHashMap<>(settings));
     }
 
@@ -32,9 +32,7 @@ public record ModelFile(NetSpec spec, float[] params, float[] state, float[] ada
         net.params.copyFrom(params);
         net.state.copyFrom(state);
         if (adam != null) {
-            adam.m.copyFrom(adamM);
-            adam.v.copyFrom(adamV);
-            adam.setStep(step);
+            adam.restore(adamM, adamV, step);
         }
     }
 
