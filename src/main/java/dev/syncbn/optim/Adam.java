@@ -1,6 +1,7 @@
 package dev.syncbn.optim;
 
 import dev.syncbn.nn.Buf;
+import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Adam with PyTorch's semantics (torch.optim.Adam, no weight decay, no amsgrad):
@@ -25,7 +26,7 @@ public final class Adam {
     /** An optimizer for these float parameters. */
     public Adam(Buf params, double lr, double beta1, double beta2, double eps) {
         if (!(lr > 0)) throw new IllegalArgumentException("learning rate must be positive, got " + lr);
-        if (params.type() != org.nd4j.linalg.api.buffer.DataType.FLOAT) throw new IllegalArgumentException("Adam works on float parameters, not " + params.type());
+        if (params.type() != DataType.FLOAT) throw new IllegalArgumentException("Adam works on float parameters, not " + params.type());
         this.lr = lr;
         this.beta1 = beta1;
         this.beta2 = beta2;
