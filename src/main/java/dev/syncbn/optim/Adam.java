@@ -61,9 +61,7 @@ public final class Adam {
 
     /** Copies the moments and the step count into other, an Adam over parameters of the same length (a snapshot to go back to). */
     public void copyStateTo(Adam other) {
-        System.arraycopy(m, 0, other.m, 0, m.length);
-        System.arraycopy(v, 0, other.v, 0, v.length);
-        other.step = step;
+        other.restore(m, v, step);
     }
 
     /** Restores the moments and the step count from a checkpoint. */
