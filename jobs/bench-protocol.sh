@@ -6,4 +6,4 @@ source "$(dirname "$0")/common.sh"
 help_if_asked "$@"
 build_if_needed
 # shellcheck disable=SC2086
-exec java $JAVA_OPTS dev.syncbn.coord.ProtocolBench "$@"
+exec java $JAVA_OPTS dev.syncbn.bench.ProtocolBench "$@"

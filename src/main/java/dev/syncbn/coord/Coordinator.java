@@ -20,6 +20,11 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.BooleanSupplier;
 import java.util.logging.Logger;
+import java.io.EOFException;
+import java.io.InterruptedIOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.util.Arrays;
 
 /**
  * The driver's coordination service for one training run. The W replicas of a barrier stage connect as
@@ -202,7 +207,7 @@ public final class Coordinator implements AutoCloseable {
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw new java.io.InterruptedIOException("hand-in of step " + step + " interrupted: " + e.getMessage());
+                throw new InterruptedIOException("hand-in of step " + step + " interrupted: " + e.getMessage());
             }
         }
 
@@ -240,7 +245,7 @@ public final class Coordinator implements AutoCloseable {
         handler.snapshot();
         this.attempt = -1;
         this.failure = null;
-        java.util.Arrays.fill(connected, false);
+        Arrays.fill(connected, false);
         clearPending();
         notifyAll();
     }
@@ -294,7 +299,7 @@ public final class Coordinator implements AutoCloseable {
     /** One party's connection: hello, then BN and gradient frames until it closes. */
     private void serve(Socket socket) {
         String who = socket.getRemoteSocketAddress().toString();
-        java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+        ThreadMXBean cpu = ManagementFactory.getThreadMXBean();
         long cpu0 = cpu.getCurrentThreadCpuTime();
         try (socket) {
             socket.setTcpNoDelay(true);
@@ -306,7 +311,7 @@ public final class Coordinator implements AutoCloseable {
             Channel channel = accepted.channel();
             int[] ranks = accepted.hello().ranks();
             int helloEpoch = accepted.hello().epoch(), helloAttempt = accepted.hello().attempt();
-            who = "ranks " + java.util.Arrays.toString(ranks) + " (" + who + ", attempt " + helloAttempt + ")";
+            who = "ranks " + Arrays.toString(ranks) + " (" + who + ", attempt " + helloAttempt + ")";
             welcome(ranks, helloEpoch, helloAttempt, channel);
             try {
                 socket.setSoTimeout(0); // from here on the replica's own compute sets the pace
@@ -314,7 +319,7 @@ public final class Coordinator implements AutoCloseable {
                     DataInputStream frame;
                     try {
                         frame = channel.receive(maxFrame);
-                    } catch (java.io.EOFException e) {
+                    } catch (EOFException e) {
                         return; // the replica is done (or gone)
                     }
                     byte type = Wire.type(frame);
@@ -340,7 +345,7 @@ public final class Coordinator implements AutoCloseable {
         if (helloAttempt > attempt) {
             // a relaunched stage: what the failed attempt left half-done is void
             attempt = helloAttempt;
-            java.util.Arrays.fill(connected, false);
+            Arrays.fill(connected, false);
         }
         boolean first = true;
         for (boolean c : connected) first &= !c;

@@ -5,6 +5,8 @@ import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.io.ByteArrayOutputStream;
+import java.util.Arrays;
 
 /**
  * The coordination service's frames: int length (of what follows), byte type, body. Plain binary,
@@ -28,7 +30,7 @@ final class Wire {
     }
 
     /** A frame's bytes, written in place: a 201 KB gradient is not copied on its way to the socket. */
-    static final class Bytes extends java.io.ByteArrayOutputStream {
+    static final class Bytes extends ByteArrayOutputStream {
         Bytes() {
             super(256);
         }
@@ -36,7 +38,7 @@ final class Wire {
         /** The floats, big-endian like the rest of the frame, straight into the buffer. */
         void writeFloats(float[] a) {
             int n = 4 * a.length;
-            if (count + n > buf.length) buf = java.util.Arrays.copyOf(buf, Math.max(2 * buf.length, count + n));
+            if (count + n > buf.length) buf = Arrays.copyOf(buf, Math.max(2 * buf.length, count + n));
             ByteBuffer.wrap(buf, count, n).asFloatBuffer().put(a);
             count += n;
         }

@@ -8,6 +8,7 @@ import java.util.List;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import java.io.BufferedInputStream;
 
 /**
  * Reads CIFAR-10's binary batches (data_batch_1.bin .. data_batch_5.bin, test_batch.bin): records of one
@@ -50,7 +51,7 @@ public final class CifarReader {
             throw new IOException(p + ": " + length + " bytes is not a whole number of " + RECORD + "-byte CIFAR-10 records");
         }
         byte[] record = new byte[RECORD];
-        try (InputStream in = new java.io.BufferedInputStream(fs.open(p), 1 << 16)) {
+        try (InputStream in = new BufferedInputStream(fs.open(p), 1 << 16)) {
             for (long r = 0; r < length / RECORD; r++) {
                 int got = in.readNBytes(record, 0, RECORD);
                 if (got != RECORD) throw new IOException(p + ": truncated in record " + r);

@@ -1,6 +1,7 @@
 package dev.syncbn.data;
 
 import dev.syncbn.nn.Buf;
+import java.util.Arrays;
 
 /**
  * Labelled images in one contiguous block: pixels as unsigned bytes, sample after sample, each C x H x W
@@ -40,10 +41,15 @@ public record Dataset(byte[] pixels, byte[] labels, int channels, int height, in
         return labels[i] & 0xff;
     }
 
+    /** n, or the first `max` of n if max > 0 (the meaning of --max-train and --max-test). */
+    public static int limit(int n, int max) {
+        return max > 0 ? Math.min(n, max) : n;
+    }
+
     /** The first n samples (n clamped to size()), sharing nothing with this one. */
     public Dataset head(int n) {
         int m = Math.min(n, size());
-        return new Dataset(java.util.Arrays.copyOf(pixels, m * sampleSize()), java.util.Arrays.copyOf(labels, m), channels, height, width, classes);
+        return new Dataset(Arrays.copyOf(pixels, m * sampleSize()), Arrays.copyOf(labels, m), channels, height, width, classes);
     }
 
     /**

@@ -8,6 +8,9 @@ import java.util.zip.GZIPInputStream;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import java.io.BufferedInputStream;
+import java.io.EOFException;
+import java.util.zip.ZipException;
 
 /**
  * Reads MNIST-format IDX files (gzip-compressed or plain) from any Hadoop file system: images
@@ -60,7 +63,7 @@ public final class IdxReader {
     private static ByteBuffer load(Path path, Configuration conf) throws IOException {
         FileSystem fs = path.getFileSystem(conf);
         try (InputStream raw = fs.open(path)) {
-            InputStream in = new java.io.BufferedInputStream(raw);
+            InputStream in = new BufferedInputStream(raw);
             in.mark(2);
             boolean gzip = in.read() == 0x1f && in.read() == 0x8b;
             in.reset();
@@ -72,7 +75,7 @@ public final class IdxReader {
                 if (out.size() > MAX_BYTES) throw new IOException(path + ": larger than " + MAX_BYTES + " bytes, not an IDX file of this kind");
             }
             return ByteBuffer.wrap(out.toByteArray());
-        } catch (java.util.zip.ZipException | java.io.EOFException e) {
+        } catch (ZipException | EOFException e) {
             throw new IOException(path + ": corrupt or truncated gzip data (" + e.getMessage() + ")", e);
         }
     }

@@ -8,6 +8,9 @@ import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.sql.types.NumericType;
+import scala.collection.Seq;
+import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * Decoding of DataFrame rows into this program's samples: a features value (an ML Vector or an array of
@@ -44,7 +47,7 @@ public final class ImageRows {
     /** Refuses a label column that is not numeric. */
     public static void checkLabelType(StructType schema, String column) {
         DataType t = field(schema, column).dataType();
-        if (!(t instanceof org.apache.spark.sql.types.NumericType)) {
+        if (!(t instanceof NumericType)) {
             throw new IllegalArgumentException("label column '" + column + "' has type " + t.simpleString() + "; it must be numeric (class numbers 0..K-1)");
         }
     }
@@ -72,7 +75,7 @@ public final class ImageRows {
                 return null;
             }
             default -> {
-                List<?> list = value instanceof List<?> l ? l : scala.jdk.javaapi.CollectionConverters.asJava((scala.collection.Seq<?>) value);
+                List<?> list = value instanceof List<?> l ? l : CollectionConverters.asJava((Seq<?>) value);
                 if (list.size() != size) return "has " + list.size() + " values, the image shape needs " + size;
                 for (int i = 0; i < size; i++) {
                     Object x = list.get(i);

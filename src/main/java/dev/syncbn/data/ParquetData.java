@@ -11,6 +11,13 @@ import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * Prepared data: DIR/train and DIR/test, each a set of Parquet files with one row per image
@@ -33,13 +40,13 @@ public final class ParquetData {
     public static void prepare(SparkSession spark, Dataset train, Dataset test, String out, int files, boolean overwrite) throws IOException {
         if (files < 1) throw new IllegalArgumentException("--files must be at least 1, got " + files);
         Configuration conf = spark.sparkContext().hadoopConfiguration();
-        dev.syncbn.train.AtomicWrite.writeDirectory(out, overwrite, MARKER, conf, tmp -> {
+        AtomicWrite.writeDirectory(out, overwrite, MARKER, conf, tmp -> {
             write(spark, train, new Path(tmp, "train").toString(), files);
             write(spark, test, new Path(tmp, "test").toString(), files);
             try (var marker = tmp.getFileSystem(conf).create(new Path(tmp, MARKER))) {
                 marker.write(("train " + train.size() + "\ntest " + test.size() + "\nshape " + train.channels() + "x" + train.height() + "x" + train.width()
                         + "\nclasses " + Math.max(train.classes(), test.classes()) + "\nfiles.train " + String.join(",", partFiles(new Path(tmp, "train"), conf))
-                        + "\nfiles.test " + String.join(",", partFiles(new Path(tmp, "test"), conf)) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                        + "\nfiles.test " + String.join(",", partFiles(new Path(tmp, "test"), conf)) + "\n").getBytes(StandardCharsets.UTF_8));
             }
         });
     }
@@ -53,7 +60,7 @@ public final class ParquetData {
         List<Row> rows = new ArrayList<>(d.size());
         int size = d.sampleSize();
         for (int i = 0; i < d.size(); i++) {
-            rows.add(RowFactory.create(i, d.label(i), java.util.Arrays.copyOfRange(d.pixels(), i * size, (i + 1) * size), d.channels(), d.height(),
+            rows.add(RowFactory.create(i, d.label(i), Arrays.copyOfRange(d.pixels(), i * size, (i + 1) * size), d.channels(), d.height(),
                     d.width()));
         }
         return spark.createDataFrame(rows, SCHEMA);
@@ -72,7 +79,7 @@ public final class ParquetData {
         for (var st : splitDir.getFileSystem(conf).listStatus(splitDir)) {
             if (st.isFile() && st.getPath().getName().endsWith(".parquet")) names.add(st.getPath().getName());
         }
-        java.util.Collections.sort(names);
+        Collections.sort(names);
         return names;
     }
 
@@ -80,7 +87,7 @@ public final class ParquetData {
      * What the marker of a prepared directory says: image counts, shape, class count, and the files of
      * each split (empty for data prepared before the marker listed them).
      */
-    public record Description(int trainSize, int testSize, int channels, int height, int width, int classes, java.util.Map<String, List<String>> files) {}
+    public record Description(int trainSize, int testSize, int channels, int height, int width, int classes, Map<String, List<String>> files) {}
 
     /**
      * Checks, before any training stage, that each split of prepared data is whole: every file the
@@ -114,8 +121,8 @@ public final class ParquetData {
 
     public static Description describe(String dir, Configuration conf) throws IOException {
         Path marker = new Path(dir, MARKER);
-        java.util.Map<String, String> fields = new java.util.HashMap<>();
-        try (var in = new java.io.BufferedReader(new java.io.InputStreamReader(marker.getFileSystem(conf).open(marker), java.nio.charset.StandardCharsets.UTF_8))) {
+        Map<String, String> fields = new HashMap<>();
+        try (var in = new BufferedReader(new InputStreamReader(marker.getFileSystem(conf).open(marker), StandardCharsets.UTF_8))) {
             for (String line; (line = in.readLine()) != null; ) {
                 String[] kv = line.trim().split(" ", 2);
                 if (kv.length == 2) fields.put(kv[0], kv[1]);
@@ -124,7 +131,7 @@ public final class ParquetData {
         try {
             String[] shape = fields.get("shape").split("x");
             if (!fields.containsKey("classes")) throw new IOException(marker + ": written by an older prepare, without the class count; run prepare again");
-            java.util.Map<String, List<String>> files = new java.util.HashMap<>();
+            Map<String, List<String>> files = new HashMap<>();
             for (String split : List.of("train", "test")) {
                 String listed = fields.get("files." + split);
                 if (listed != null && !listed.isBlank()) files.put(split, List.of(listed.trim().split(",")));

@@ -6,13 +6,16 @@ import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.Buf;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
+import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.ModelFile;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -26,15 +29,18 @@ import org.apache.spark.ml.linalg.VectorUDT;
 import org.apache.spark.ml.linalg.Vectors;
 import org.apache.spark.ml.param.ParamMap;
 import org.apache.spark.ml.util.DefaultParamsReader;
-import org.apache.spark.ml.util.DefaultParamsReader$;
-import org.apache.spark.ml.util.DefaultParamsWriter$;
+import org.apache.spark.ml.util.Identifiable$;
 import org.apache.spark.ml.util.MLReader;
 import org.apache.spark.ml.util.MLWritable;
 import org.apache.spark.ml.util.MLWriter;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructType;
 import org.nd4j.linalg.api.buffer.DataType;
+
+import org.apache.spark.ml.util.DefaultParamsReader$;
+import org.apache.spark.ml.util.DefaultParamsWriter$;
 
 /**
  * The trained network as a Spark ML Model. transform adds rawPrediction (the logits), probability
@@ -65,7 +71,7 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
 
     /** A model file written by `syncbn train --model-out` (or a checkpoint) as a Spark ML model. */
     public static SyncBnClassificationModel fromModelFile(ModelFile model) {
-        return new SyncBnClassificationModel(org.apache.spark.ml.util.Identifiable$.MODULE$.randomUID("syncBnClassificationModel"), model);
+        return new SyncBnClassificationModel(Identifiable$.MODULE$.randomUID("syncBnClassificationModel"), model);
     }
 
     @Override
@@ -158,10 +164,10 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
     @Override
     public org.apache.spark.sql.Dataset<Row> transform(org.apache.spark.sql.Dataset<?> dataset) {
         StructType schema = dataset.schema(), out = transformSchema(schema);
-        org.apache.spark.sql.SparkSession spark = dataset.sparkSession();
+        SparkSession spark = dataset.sparkSession();
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         Broadcast<float[][]> weights = sc.broadcast(new float[][] {model.params(), model.state()});
-        int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        int threads = SparkSetup.taskCpus(sc.getConf());
         Predict predict = new Predict(model.spec(), weights, schema.fieldIndex(getFeaturesCol()), ImageRows.kindOf(schema, getFeaturesCol()), getFeaturesCol(),
                 !getRawPredictionCol().isEmpty(), !getProbabilityCol().isEmpty(), !getPredictionCol().isEmpty(), isDefined(thresholds()) ? getThresholds() : null,
                 threads);
@@ -220,7 +226,7 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
                         in.add(r);
                     }
                     int n = in.size();
-                    double[][] logits = logits(net, new Dataset(java.util.Arrays.copyOf(pixels, n * size), new byte[n], spec.channels(), spec.height(),
+                    double[][] logits = logits(net, new Dataset(Arrays.copyOf(pixels, n * size), new byte[n], spec.channels(), spec.height(),
                             spec.width(), spec.classes()), n);
                     done.clear();
                     next = 0;
@@ -321,7 +327,7 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
     }
 
     /** True if path holds a model saved by write().save (Spark ML metadata), rather than a model file. */
-    public static boolean isSavedModel(String path, org.apache.hadoop.conf.Configuration conf) throws IOException {
+    public static boolean isSavedModel(String path, Configuration conf) throws IOException {
         Path p = new Path(path, "metadata");
         return p.getFileSystem(conf).exists(p);
     }

@@ -4,7 +4,7 @@ import dev.syncbn.data.ImageRows;
 import dev.syncbn.spark.SparkData;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.train.TrainJob;
+import dev.syncbn.job.TrainJob;
 import dev.syncbn.train.Trainer;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.ml.attribute.Attribute;
@@ -26,6 +26,7 @@ import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.sql.Dataset;
 
 /**
  * A Spark ML Estimator for the convolutional network with (synchronized) batch norm: fit(DataFrame)
@@ -147,11 +148,11 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
     }
 
     @Override
-    public SyncBnClassificationModel train(org.apache.spark.sql.Dataset<?> dataset) {
-        org.apache.spark.sql.Dataset<Row> df = dataset.toDF();
+    public SyncBnClassificationModel train(Dataset<?> dataset) {
+        Dataset<Row> df = dataset.toDF();
         int[] shape = imageShape(df);
         String valid = getOrDefault(validationIndicatorCol);
-        org.apache.spark.sql.Dataset<Row> trainRows = df, evalRows = df.limit(0);
+        Dataset<Row> trainRows = df, evalRows = df.limit(0);
         if (!valid.isEmpty()) {
             if (!df.filter(functions.col(valid).isNull()).isEmpty()) {
                 throw new IllegalArgumentException("validation indicator column '" + valid + "' has nulls; it must be true or false in every row");
@@ -181,7 +182,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
         return copyValues(model, ParamMap.empty());
     }
 
-    private int[] imageShape(org.apache.spark.sql.Dataset<Row> df) {
+    private int[] imageShape(Dataset<Row> df) {
         if (isDefined(imageChannels) && isDefined(imageHeight) && isDefined(imageWidth)) {
             return new int[] {(Integer) getOrDefault(imageChannels), (Integer) getOrDefault(imageHeight), (Integer) getOrDefault(imageWidth)};
         }
@@ -200,7 +201,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
     }
 
     /** K from the label column's metadata (as StringIndexer writes it), or 0 to count it from the labels. */
-    private int classesFromMetadata(org.apache.spark.sql.Dataset<Row> df) {
+    private int classesFromMetadata(Dataset<Row> df) {
         Attribute a = Attribute.fromStructField(ImageRows.field(df.schema(), getLabelCol()));
         if (a instanceof NominalAttribute n && n.getNumValues().isDefined()) return (Integer) n.getNumValues().get();
         return 0;

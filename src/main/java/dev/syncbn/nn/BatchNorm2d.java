@@ -1,5 +1,8 @@
 package dev.syncbn.nn;
 
+import java.util.SplittableRandom;
+import org.nd4j.linalg.api.buffer.DataType;
+
 /**
  * Batch normalization over N, H, W per channel, optionally followed by ReLU, with PyTorch's conventions: training normalizes with
  * the (biased) batch variance and updates running stats as running = (1 - momentum) * running +
@@ -20,7 +23,7 @@ public final class BatchNorm2d implements Layer {
     private final int channels, plane, index, maxBatch;
     private final boolean relu;
     private final Parallel parallel;
-    private final org.nd4j.linalg.api.buffer.DataType type;
+    private final DataType type;
     private Buf out, dx; // allocated by the first forward: unused when BnReluPool runs this layer's statistics
     private BnReducer reducer = BnReducer.LOCAL;
     // False in all but one of the shards of a ConvNet, which share the state buffer: the group's
@@ -37,7 +40,7 @@ public final class BatchNorm2d implements Layer {
      * index: which batch-norm layer of the network this is (for the reducer); relu: apply ReLU to the
      * output in the same pass (and mask the gradient in the backward), saving two passes over memory.
      */
-    public BatchNorm2d(int[] shape, int index, boolean relu, int maxBatch, Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+    public BatchNorm2d(int[] shape, int index, boolean relu, int maxBatch, Parallel parallel, DataType type) {
         this.relu = relu;
         this.shape = shape.clone();
         this.channels = shape[0];
@@ -86,7 +89,7 @@ public final class BatchNorm2d implements Layer {
     }
 
     @Override
-    public void initParams(java.util.SplittableRandom rng) {
+    public void initParams(SplittableRandom rng) {
         for (int c = 0; c < channels; c++) {
             params.set(offset + c, 1);
             params.set(offset + channels + c, 0);

@@ -1,6 +1,9 @@
 package dev.syncbn.nn;
 
 import java.nio.FloatBuffer;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Batch norm, ReLU and k x k max pooling (stride k, floor mode) in float, as two passes over the input
@@ -40,8 +43,8 @@ public final class BnReluPool implements Layer {
         if (outH < 1 || outW < 1) throw new IllegalArgumentException("pool " + k + "x" + k + " does not fit input " + inH + "x" + inW);
         this.outPlane = outH * outW;
         this.parallel = parallel;
-        this.out = Buf.zeros(org.nd4j.linalg.api.buffer.DataType.FLOAT, (long) maxBatch * channels * outPlane);
-        this.dx = Buf.zeros(org.nd4j.linalg.api.buffer.DataType.FLOAT, (long) maxBatch * channels * plane);
+        this.out = Buf.zeros(DataType.FLOAT, (long) maxBatch * channels * outPlane);
+        this.dx = Buf.zeros(DataType.FLOAT, (long) maxBatch * channels * plane);
         this.winner = new int[maxBatch * channels * outPlane];
     }
 
@@ -61,7 +64,7 @@ public final class BnReluPool implements Layer {
     }
 
     @Override
-    public void initParams(java.util.SplittableRandom rng) {
+    public void initParams(SplittableRandom rng) {
         bn.initParams(rng);
     }
 
@@ -75,8 +78,8 @@ public final class BnReluPool implements Layer {
             parallel.forRange(channels, (c0, c1) -> {
                 float[] row = new float[plane], sum = new float[plane], sumOfSquares = new float[plane];
                 for (int c = c0; c < c1; c++) {
-                    java.util.Arrays.fill(sum, 0f);
-                    java.util.Arrays.fill(sumOfSquares, 0f);
+                    Arrays.fill(sum, 0f);
+                    Arrays.fill(sumOfSquares, 0f);
                     for (int s = 0; s < n; s++) {
                         x.get((s * channels + c) * plane, row, 0, plane);
                         accumulate(row, sum, sumOfSquares);

@@ -7,6 +7,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
+import java.util.Arrays;
 
 /**
  * A flat, off-heap array of floats (training) or doubles (gradient checks), allocated once and reused.
@@ -60,7 +61,7 @@ public abstract class Buf {
 
     /** The first product(shape) elements as an ND4J array of that shape, sharing this memory. */
     public final INDArray view(long... shape) {
-        if (lastView != null && java.util.Arrays.equals(shape, lastShape)) return lastView;
+        if (lastView != null && Arrays.equals(shape, lastShape)) return lastView;
         long n = 1;
         for (long s : shape) n *= s;
         if (n > flat.length()) throw new IllegalArgumentException("view of " + n + " elements in a buffer of " + flat.length());

@@ -4,6 +4,9 @@ import java.util.SplittableRandom;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Nd4j;
+import java.nio.FloatBuffer;
+import java.util.Arrays;
+import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * 2-D convolution, NCHW, weights [out, in, kH, kW] as in PyTorch. Runs on ND4J's conv2d / conv2d_bp,
@@ -33,7 +36,7 @@ public final class Conv2d implements Layer {
      * sign, and two correct implementations then disagree. PyTorch models use bias=False there too.
      */
     public Conv2d(int[] inShape, int outC, int k, int stride, int pad, boolean hasBias, boolean inputGradient, int maxBatch,
-            Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+            Parallel parallel, DataType type) {
         this.hasBias = hasBias;
         this.inC = inShape[0];
         this.inH = inShape[1];
@@ -54,7 +57,7 @@ public final class Conv2d implements Layer {
         this.dx = inputGradient ? Buf.zeros(type, (long) maxBatch * inC * inH * inW) : null;
         this.dyByChannel = inputGradient ? null : Buf.zeros(type, (long) outC * maxBatch * outH * outW);
         this.shifted = inputGradient ? null : Buf.zeros(type, (long) maxBatch * outH * outW * inC * k * k);
-        this.direct = !inputGradient && stride == 1 && 2 * pad == k - 1 && type == org.nd4j.linalg.api.buffer.DataType.FLOAT;
+        this.direct = !inputGradient && stride == 1 && 2 * pad == k - 1 && type == DataType.FLOAT;
         this.weightGradT = direct ? Nd4j.create(type, inC * k * k, outC) : null;
     }
 
@@ -147,7 +150,7 @@ public final class Conv2d implements Layer {
         int taps = inC * k * k, plane = inH * inW, copySize = (inH + 2 * pad) * inW + 2 * pad, cols = n * plane;
         float[] w = new float[outC * taps];
         params.floats().get(offset, w, 0, w.length);
-        java.nio.FloatBuffer in = x.floats(), y = out.floats(), tapsOut = shifted.floats();
+        FloatBuffer in = x.floats(), y = out.floats(), tapsOut = shifted.floats();
         parallel.forRange(n, (s0, s1) -> {
             float[] copies = new float[inC * k * copySize], acc = new float[plane];
             float[][] tap = new float[taps][plane];
@@ -169,7 +172,7 @@ public final class Conv2d implements Layer {
                     tapsOut.put(t * cols + s * plane, tap[t], 0, plane);
                 }
                 for (int o = 0; o < outC; o++) {
-                    java.util.Arrays.fill(acc, 0f);
+                    Arrays.fill(acc, 0f);
                     for (int t = 0; t < taps; t++) axpy(w[o * taps + t], tap[t], acc);
                     y.put((s * outC + o) * plane, acc, 0, plane);
                 }
@@ -188,7 +191,7 @@ public final class Conv2d implements Layer {
     /** The direct forward's weight gradient: dW [outC, taps] = dyByChannel [outC, n*P] x (taps [taps, n*P])^T. */
     private void weightGradDirect(Buf dy, int n) {
         int taps = inC * k * k, plane = outH * outW, cols = n * plane;
-        java.nio.FloatBuffer from = dy.floats(), to = dyByChannel.floats();
+        FloatBuffer from = dy.floats(), to = dyByChannel.floats();
         parallel.forRange(outC, (o0, o1) -> {
             float[] row = new float[plane];
             for (int o = o0; o < o1; o++) {

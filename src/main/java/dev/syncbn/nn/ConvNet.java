@@ -376,26 +376,6 @@ public final class ConvNet implements AutoCloseable {
         for (BatchNorm2d bn : shards[0].batchNorms) bn.addBatchStatistics(acc);
     }
 
-    /**
-     * For precise BN (as fvcore's): the sums of every BN layer's batch statistics (state layout) over up
-     * to `batches` batches of `batch` samples of data, taken in `order` from its start, in training mode;
-     * the last element is the number of batches. Their average replaces the running statistics: local
-     * BN's are a momentum average over a moving network (and, across replicas, an average of averages);
-     * these are the final network's.
-     */
-    public static double[] batchStatistics(ConvNet net, dev.syncbn.data.Dataset data, int[] order, int batch, int batches) {
-        net.setReducer(BnReducer.LOCAL);
-        double[] acc = new double[net.state.length() + 1];
-        int[] labels = new int[batch];
-        for (int k = 0; k < batches && (k + 1) * batch <= order.length; k++) {
-            data.fill(order, k * batch, batch, net.input, labels);
-            net.forward(batch, true);
-            net.addBatchStatistics(acc);
-            acc[acc.length - 1]++;
-        }
-        return acc;
-    }
-
     /** Loss and correct count of n samples in evaluation mode (running statistics, no gradient). */
     public SoftmaxCrossEntropy.Result evaluate(int n, int[] labels) {
         return loss.apply(forward(n, false), labels, n, 1, false);

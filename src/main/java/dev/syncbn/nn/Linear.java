@@ -3,6 +3,7 @@ package dev.syncbn.nn;
 import java.util.SplittableRandom;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.api.buffer.DataType;
 
 /** y = x W^T + b with W [out, in] as in PyTorch; x is the flattened (C, H, W) sample. */
 public final class Linear implements Layer {
@@ -13,7 +14,7 @@ public final class Linear implements Layer {
     private int offset;
     private Buf lastInput;
 
-    public Linear(int in, int outF, int maxBatch, org.nd4j.linalg.api.buffer.DataType type) {
+    public Linear(int in, int outF, int maxBatch, DataType type) {
         this.in = in;
         this.outF = outF;
         this.out = Buf.zeros(type, (long) maxBatch * outF);

@@ -1,5 +1,7 @@
 package dev.syncbn.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
+
 /**
  * Max pooling with a k x k window and stride k (PyTorch's floor mode: a last partial row or column is
  * dropped). The forward remembers which element of each window won; the backward routes dy there and
@@ -11,7 +13,7 @@ public final class MaxPool2d implements Layer {
     private final Buf out, dx;
     private final int[] argmax; // index into the input of each output element's winner
 
-    public MaxPool2d(int[] inShape, int k, int maxBatch, Parallel parallel, org.nd4j.linalg.api.buffer.DataType type) {
+    public MaxPool2d(int[] inShape, int k, int maxBatch, Parallel parallel, DataType type) {
         if (k < 1 || k > 15) throw new IllegalArgumentException("pool window " + k + " (1 to 15)");
         this.channels = inShape[0];
         this.inH = inShape[1];

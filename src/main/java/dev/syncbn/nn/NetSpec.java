@@ -1,13 +1,14 @@
 package dev.syncbn.nn;
 
 import java.util.Arrays;
+import java.io.Serializable;
 
 /**
  * The network's description: input channels, height and width, the widths of the conv blocks
  * (conv 3x3 padding 1, BN, ReLU, max-pool 2x2 each) and the number of classes.
  * Its text form ("1x28x28:32,64:10") is what a saved model records.
  */
-public record NetSpec(int channels, int height, int width, int[] convWidths, int classes) implements java.io.Serializable {
+public record NetSpec(int channels, int height, int width, int[] convWidths, int classes) implements Serializable {
     public NetSpec {
         if (channels < 1 || height < 1 || width < 1) throw new IllegalArgumentException("input shape must be positive: " + channels + "x" + height + "x" + width);
         if (convWidths.length == 0) throw new IllegalArgumentException("at least one conv block is needed");

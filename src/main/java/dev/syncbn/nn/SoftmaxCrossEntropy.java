@@ -1,5 +1,7 @@
 package dev.syncbn.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
+
 /**
  * Softmax cross-entropy on logits [n, classes]. The loss is the sum over the n samples divided by a
  * normalizer: n for one process; the global batch size for a replica of a data-parallel run, so that
@@ -9,7 +11,7 @@ public final class SoftmaxCrossEntropy {
     private final int classes;
     private final Buf dLogits;
 
-    public SoftmaxCrossEntropy(int classes, int maxBatch, org.nd4j.linalg.api.buffer.DataType type) {
+    public SoftmaxCrossEntropy(int classes, int maxBatch, DataType type) {
         this.classes = classes;
         this.dLogits = Buf.zeros(type, (long) maxBatch * classes);
     }

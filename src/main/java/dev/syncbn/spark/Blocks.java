@@ -14,6 +14,10 @@ import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.functions;
+import java.io.ByteArrayOutputStream;
+import java.util.Arrays;
+import java.util.Collections;
+import org.apache.hadoop.fs.Path;
 
 /** The training data on the executors, and its per-epoch assignment to replicas. */
 public final class Blocks {
@@ -58,12 +62,12 @@ public final class Blocks {
      * Images of another shape or a label out of range fail the job with the file's directory named.
      */
     public static JavaRDD<Block> fromPrepared(SparkSession spark, String dir, String part, int parts, int count, ParquetData.Description d) {
-        String path = new org.apache.hadoop.fs.Path(dir, part).toString();
+        String path = new Path(dir, part).toString();
         int channels = d.channels(), height = d.height(), width = d.width(), classes = d.classes(), size = channels * height * width;
         // repartitioned as a DataFrame: Spark SQL's own row shuffle, not Kryo over Row objects
         return spark.read().schema(ParquetData.SCHEMA).parquet(path).filter(functions.col("index").lt(count)).repartition(parts).javaRDD()
                 .mapPartitions(rows -> {
-                    java.io.ByteArrayOutputStream pixels = new java.io.ByteArrayOutputStream(), labels = new java.io.ByteArrayOutputStream();
+                    ByteArrayOutputStream pixels = new ByteArrayOutputStream(), labels = new ByteArrayOutputStream();
                     List<Integer> index = new ArrayList<>();
                     while (rows.hasNext()) {
                         Row r = rows.next();
@@ -77,7 +81,7 @@ public final class Blocks {
                         pixels.write(image);
                         labels.write(label);
                     }
-                    return java.util.Collections.singletonList(new Block(index.stream().mapToInt(Integer::intValue).toArray(), pixels.toByteArray(),
+                    return Collections.singletonList(new Block(index.stream().mapToInt(Integer::intValue).toArray(), pixels.toByteArray(),
                             labels.toByteArray(), channels, height, width, classes)).iterator();
                 });
     }
@@ -90,7 +94,7 @@ public final class Blocks {
             int from = (int) ((long) d.size() * p / parts), to = (int) ((long) d.size() * (p + 1) / parts);
             int[] index = new int[to - from];
             for (int i = 0; i < index.length; i++) index[i] = from + i;
-            out.add(new Block(index, java.util.Arrays.copyOfRange(d.pixels(), from * size, to * size), java.util.Arrays.copyOfRange(d.labels(), from, to),
+            out.add(new Block(index, Arrays.copyOfRange(d.pixels(), from * size, to * size), Arrays.copyOfRange(d.labels(), from, to),
                     d.channels(), d.height(), d.width(), d.classes()));
         }
         return out;

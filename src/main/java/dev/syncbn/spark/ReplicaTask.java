@@ -23,6 +23,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
 import scala.runtime.AbstractFunction1;
+import java.util.Arrays;
+import org.apache.spark.SparkEnv;
 
 /**
  * One replica's epoch, run as a task of the barrier stage: it gathers its share of the epoch's samples,
@@ -50,7 +52,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         int rank = ctx.partitionId();
         // one line in the executor's log per replica and epoch: where each replica ran
         System.out.println("syncbn replica " + rank + " of " + job.shares().workers() + ", epoch " + job.epoch() + ", stage attempt " + ctx.stageAttemptNumber()
-                + ", on executor " + org.apache.spark.SparkEnv.get().executorId() + " with ranks " + java.util.Arrays.toString(ranksOfThisExecutor(ctx)));
+                + ", on executor " + SparkEnv.get().executorId() + " with ranks " + Arrays.toString(ranksOfThisExecutor(ctx)));
         try {
             run(rank, ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
         } catch (IllegalArgumentException e) { // bad data or a refused configuration: every attempt would fail alike

@@ -11,6 +11,12 @@ import java.io.IOException;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.broadcast.Broadcast;
 
 /**
  * A run's data as blocks on the executors: trainSize training samples numbered 0..trainSize-1, the
@@ -42,9 +48,9 @@ public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Bloc
      * "task of very large size" warning for each stage that reads them.)
      */
     private static JavaRDD<Blocks.Block> shipped(JavaSparkContext sc, List<Blocks.Block> blocks) {
-        List<org.apache.spark.broadcast.Broadcast<Blocks.Block>> handles = new java.util.ArrayList<>();
+        List<Broadcast<Blocks.Block>> handles = new ArrayList<>();
         for (Blocks.Block b : blocks) handles.add(sc.broadcast(b));
-        List<Integer> index = new java.util.ArrayList<>();
+        List<Integer> index = new ArrayList<>();
         for (int i = 0; i < blocks.size(); i++) index.add(i);
         return sc.parallelize(index, blocks.size()).map(i -> handles.get(i).value());
     }
@@ -54,21 +60,21 @@ public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Bloc
      * Parquet is read by the executors themselves; IDX and CIFAR-10 directories by the driver, then shipped.
      */
     public static SparkData load(SparkSession spark, String dir, int parts, int maxTrain, int maxTest) throws IOException {
-        org.apache.hadoop.conf.Configuration conf = spark.sparkContext().hadoopConfiguration();
+        Configuration conf = spark.sparkContext().hadoopConfiguration();
         if (DataSource.isPrepared(dir, conf)) {
             ParquetData.Description d = ParquetData.describe(dir, conf);
             ParquetData.checkWhole(spark, dir, d);
-            int trainSize = limit(d.trainSize(), maxTrain), testSize = limit(d.testSize(), maxTest);
+            int trainSize = Dataset.limit(d.trainSize(), maxTrain), testSize = Dataset.limit(d.testSize(), maxTest);
             return new SparkData(Blocks.fromPrepared(spark, dir, "train", parts, trainSize, d), trainSize, Blocks.fromPrepared(spark, dir, "test", parts,
                     testSize, d), testSize, d.channels(), d.height(), d.width(), d.classes());
         }
         Dataset[] splits = DataSource.readSplits(dir, conf, () -> spark);
-        return of(JavaSparkContext.fromSparkContext(spark.sparkContext()), splits[0].head(limit(splits[0].size(), maxTrain)),
-                splits[1].head(limit(splits[1].size(), maxTest)), parts);
+        return of(JavaSparkContext.fromSparkContext(spark.sparkContext()), splits[0].head(Dataset.limit(splits[0].size(), maxTrain)),
+                splits[1].head(Dataset.limit(splits[1].size(), maxTest)), parts);
     }
 
     /** What a check pass found in one partition of a DataFrame: its row count, its largest label and its first bad row (or null). */
-    public record Check(long rows, int maxLabel, String problem) implements java.io.Serializable {}
+    public record Check(long rows, int maxLabel, String problem) implements Serializable {}
 
     /**
      * The rows of a training and an evaluation DataFrame (features and label columns; see ImageRows) as
@@ -106,7 +112,7 @@ public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Bloc
                 channels, height, width, k), total(counts[1], "validation"), channels, height, width, k);
     }
 
-    private static java.util.Iterator<Check> check(int partition, java.util.Iterator<Row> rows, ImageRows.Kind kind, int size, String featuresCol,
+    private static Iterator<Check> check(int partition, Iterator<Row> rows, ImageRows.Kind kind, int size, String featuresCol,
             String labelCol) {
         byte[] scratch = new byte[size];
         long n = 0;
@@ -122,7 +128,7 @@ public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Bloc
             maxLabel = Math.max(maxLabel, label);
             n++;
         }
-        return java.util.Collections.singletonList(new Check(n, maxLabel, problem)).iterator();
+        return Collections.singletonList(new Check(n, maxLabel, problem)).iterator();
     }
 
     private static JavaRDD<Blocks.Block> decode(org.apache.spark.sql.Dataset<Row> frame, long[] counts, ImageRows.Kind kind, int c, int h, int w, int k) {
@@ -143,7 +149,7 @@ public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Bloc
                 labels[i] = (byte) ImageRows.label(r.get(1));
             }
             if (i != n) throw new IllegalStateException("partition " + p + " of the DataFrame had " + n + " rows in the check pass and " + i + " now; cache the DataFrame");
-            return java.util.Collections.singletonList(new Blocks.Block(index, pixels, labels, c, h, w, k)).iterator();
+            return Collections.singletonList(new Blocks.Block(index, pixels, labels, c, h, w, k)).iterator();
         }, true);
     }
 
@@ -152,10 +158,5 @@ public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Bloc
         for (long c : counts) n += c;
         if (n > Integer.MAX_VALUE) throw new IllegalArgumentException(what + " data has " + n + " rows; at most " + Integer.MAX_VALUE + " are supported");
         return (int) n;
-    }
-
-    /** n, or the first `max` of n if max > 0. */
-    public static int limit(int n, int max) {
-        return max > 0 ? Math.min(n, max) : n;
     }
 }

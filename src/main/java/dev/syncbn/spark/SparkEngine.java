@@ -1,20 +1,31 @@
 package dev.syncbn.spark;
 
-import dev.syncbn.nn.BnMode;
+
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.StepAggregator;
-
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
+import dev.syncbn.nn.Backend;
+import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import dev.syncbn.train.Engine;
+import dev.syncbn.train.PreciseBn;
 import java.io.IOException;
+import java.io.Serializable;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.spark.ExceptionFailure;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.storage.StorageLevel;
+import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
+
 import scala.reflect.ClassTag$;
 
 /**
@@ -49,7 +60,7 @@ public final class SparkEngine implements Engine {
      * for as many steps as the largest block needs (a replica whose block is used up contributes empty
      * batches).
      */
-    public record Shares(int trainSize, int workers, int batchPerWorker, int[] blockSizes) implements java.io.Serializable {
+    public record Shares(int trainSize, int workers, int batchPerWorker, int[] blockSizes) implements Serializable {
         public int steps() {
             if (blockSizes == null) return Sampler.steps(trainSize, workers * batchPerWorker);
             int largest = 0;
@@ -94,7 +105,7 @@ public final class SparkEngine implements Engine {
         int slots = SparkSetup.taskSlots(sc);
         if (s.workers() > slots) {
             throw new IllegalArgumentException("--workers " + s.workers() + " needs " + s.workers() + " task slots at once (a barrier stage), but "
-                    + sc.master() + " with spark.task.cpus=" + sc.getConf().get("spark.task.cpus", "1") + " has " + slots);
+                    + sc.master() + " with spark.task.cpus=" + SparkSetup.taskCpus(sc.getConf()) + " has " + slots);
         }
         if (data.trainSize() < 1) throw new IllegalArgumentException("no training data");
         this.sc = sc;
@@ -111,7 +122,7 @@ public final class SparkEngine implements Engine {
         this.key = CoordinatorKey.forRun(sc.getConf());
         if (s.shufflePartitions()) {
             // one cached block per replica, for the whole run
-            java.util.List<Integer> sizes = trainBlocks.map(Blocks.Block::size).collect();
+            List<Integer> sizes = trainBlocks.map(Blocks.Block::size).collect();
             if (sizes.size() != s.workers() || trainBlocks.getNumPartitions() != s.workers()) {
                 throw new IllegalArgumentException("--shuffle partition needs the training data in " + s.workers() + " blocks (one per replica), it has " + sizes.size());
             }
@@ -133,13 +144,13 @@ public final class SparkEngine implements Engine {
         int largest = 0;
         for (int r = 0; r < s.workers(); r++) largest = Math.max(largest, shares.samplesOf(r));
         long perReplica = ConvNet.bytesFor(spec, replicaBatch(s.batchPerWorker(), largest), s.threadsPerTask());
-        int cpusPerTask = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        int cpusPerTask = SparkSetup.taskCpus(sc.getConf());
         // replicas that share an executor JVM: all of them in local mode; else as many as its cores hold (if
         // spark.executor.cores is not set, one: this check refuses only what surely cannot fit)
         int together = sc.isLocal() ? s.workers() : Math.min(s.workers(), Math.max(1, sc.getConf().getInt("spark.executor.cores", 1) / cpusPerTask));
-        long limit = sc.isLocal() ? org.bytedeco.javacpp.Pointer.maxBytes() : sc.getConf().getSizeAsBytes("spark.executor.memory", "1g");
+        long limit = sc.isLocal() ? Pointer.maxBytes() : sc.getConf().getSizeAsBytes("spark.executor.memory", "1g");
         if ((double) perReplica * together > limit) {
-            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT,
+            throw new IllegalArgumentException(String.format(Locale.ROOT,
                     "--batch-per-worker %d: a replica of up to %d samples needs at least %.0f MB of off-heap memory, %d replica(s) per executor %.0f MB, "
                             + "but the %s allows %.0f MB; lower --batch-per-worker or give it more memory (%s)",
                     s.batchPerWorker(), replicaBatch(s.batchPerWorker(), largest), perReplica / 1e6, together, (double) perReplica * together / 1e6,
@@ -230,7 +241,7 @@ public final class SparkEngine implements Engine {
         // global: every block sends each sample to the replica that visits it this epoch (a shuffle of all
         // blocks); partition: replica r takes cached block r as it is, in an order of its own (no shuffle)
         JavaRDD<Blocks.Part> parts = s.shufflePartitions()
-                ? trainBlocks.mapPartitionsWithIndex((rank, blocks) -> java.util.List.of(Blocks.shuffledWithin(blocks.next(), rank, seed, epoch)).iterator(), true)
+                ? trainBlocks.mapPartitionsWithIndex((rank, blocks) -> List.of(Blocks.shuffledWithin(blocks.next(), rank, seed, epoch)).iterator(), true)
                 : trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers)).partitionBy(new Blocks.ReplicaPartitioner(w)).values();
         ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shares, spec, s.bn(), s.threadsPerTask(), epoch,
                 s.failAtStep()));
@@ -240,11 +251,11 @@ public final class SparkEngine implements Engine {
         sc.setJobGroup(group, "syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)", true); // sets the job description too
         coordinator.onFailure(() -> sc.cancelJobGroup(group));
         // Likewise a replica's deterministic failure, which Spark only reports as a failed task.
-        java.util.concurrent.atomic.AtomicReference<String> replicaFailure = new java.util.concurrent.atomic.AtomicReference<>();
-        org.apache.spark.scheduler.SparkListener deterministic = new org.apache.spark.scheduler.SparkListener() {
+        AtomicReference<String> replicaFailure = new AtomicReference<>();
+        SparkListener deterministic = new SparkListener() {
             @Override
-            public void onTaskEnd(org.apache.spark.scheduler.SparkListenerTaskEnd end) {
-                if (end.reason() instanceof org.apache.spark.ExceptionFailure f && f.className().equals(ReplicaTask.DeterministicFailure.class.getName())
+            public void onTaskEnd(SparkListenerTaskEnd end) {
+                if (end.reason() instanceof ExceptionFailure f && f.className().equals(ReplicaTask.DeterministicFailure.class.getName())
                         && replicaFailure.compareAndSet(null, f.description())) {
                     sc.cancelJobGroup(group);
                 }
@@ -282,13 +293,13 @@ public final class SparkEngine implements Engine {
         NetSpec spec = this.spec;
         float[] params = net.params.toFloats(), state = net.state.toFloats();
         double[] sums = trainBlocks.map(block -> {
-            dev.syncbn.nn.Backend.init();
+            Backend.init();
             try (ConvNet replica = new ConvNet(spec, replicaBatch(b, block.size()), threads, DataType.FLOAT)) { // only whole batches of b are taken
                 replica.params.copyFrom(params);
                 replica.state.copyFrom(state);
                 int[] order = new int[block.size()];
                 for (int i = 0; i < order.length; i++) order[i] = i;
-                return ConvNet.batchStatistics(replica, block.dataset(), order, b, perBlock);
+                return PreciseBn.batchStatistics(replica, block.dataset(), order, b, perBlock);
             }
         }).reduce((x, y) -> {
             double[] z = x.clone();

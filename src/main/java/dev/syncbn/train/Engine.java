@@ -1,6 +1,9 @@
 package dev.syncbn.train;
 
 import java.util.Map;
+import dev.syncbn.nn.ConvNet;
+import dev.syncbn.optim.Adam;
+import java.util.Arrays;
 
 /**
  * What computes the steps of an epoch: one process (LocalEngine) or Spark replicas. The Trainer around
@@ -31,8 +34,8 @@ public interface Engine extends AutoCloseable {
     /** The median of the first n values, in milliseconds if they are seconds (NaN for none). */
     static double medianMs(double[] seconds, int n) {
         if (n == 0) return Double.NaN;
-        double[] sorted = java.util.Arrays.copyOf(seconds, n);
-        java.util.Arrays.sort(sorted);
+        double[] sorted = Arrays.copyOf(seconds, n);
+        Arrays.sort(sorted);
         return 1e3 * (n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2);
     }
 
@@ -69,10 +72,10 @@ public interface Engine extends AutoCloseable {
     Totals evaluate() throws Exception;
 
     /** The authoritative network (the driver's, for a distributed engine): parameters and BN running statistics. */
-    dev.syncbn.nn.ConvNet net();
+    ConvNet net();
 
     /** The driver's optimizer (its schedule may be set before training). */
-    dev.syncbn.optim.Adam adam();
+    Adam adam();
 
     /** The current model, as it would be saved after `epochsDone` epochs. */
     default ModelFile snapshot(int epochsDone, Map<String, String> settings) {

@@ -66,7 +66,7 @@ public final class LocalEngine implements Engine {
 
     @Override
     public void preciseBn(int batches) {
-        setAveragedStatistics(ConvNet.batchStatistics(net, train, Sampler.order(train.size(), seed, 0), batch, batches));
+        setAveragedStatistics(PreciseBn.batchStatistics(net, train, Sampler.order(train.size(), seed, 0), batch, batches));
     }
 
     @Override

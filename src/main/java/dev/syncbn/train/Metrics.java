@@ -9,6 +9,8 @@ import java.util.List;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import dev.syncbn.data.AtomicWrite;
+import java.util.Locale;
 
 /**
  * A CSV log whose first column is a number (epoch or step): the metrics file (one row per epoch) and
@@ -26,13 +28,13 @@ public final class Metrics {
             double computeMs, double bnSyncMs, double exchangeMs, double updateMs, double stepMsMedian, double outsideComputeMsMedian, double straggleMs,
             double overheadMsMedian) {
         public String csv() {
-            return String.format(java.util.Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", epoch, trainLoss, trainAcc,
+            return String.format(Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", epoch, trainLoss, trainAcc,
                     testLoss, testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs, stepMsMedian, outsideComputeMsMedian, straggleMs,
                     overheadMsMedian);
         }
 
         public String line() {
-            return String.format(java.util.Locale.ROOT,
+            return String.format(Locale.ROOT,
                     "epoch %d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.1f s  %.0f images/s  step ms: compute %.2f bn-sync %.2f exchange %.2f"
                             + " update %.2f, straggle %.2f of them (median step %.2f, outside compute %.2f, overhead %.2f)",
                     epoch, trainLoss, trainAcc, testLoss, testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs, straggleMs, stepMsMedian,

@@ -9,6 +9,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
+import dev.syncbn.data.AtomicWrite;
+import java.io.EOFException;
+import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * A saved model: network description, parameters, BN running statistics, Adam's moments and step, the
@@ -67,7 +70,7 @@ public record ModelFile(NetSpec spec, float[] params, float[] state, float[] ada
             Map<String, String> settings = new LinkedHashMap<>();
             for (int i = 0; i < n; i++) settings.put(in.readUTF(), in.readUTF());
             float[][] arrays = new float[4][];
-            try (ConvNet shape = new ConvNet(spec, 1, 1, org.nd4j.linalg.api.buffer.DataType.FLOAT)) {
+            try (ConvNet shape = new ConvNet(spec, 1, 1, DataType.FLOAT)) {
                 int[] expected = {shape.paramCount(), shape.state.length(), shape.paramCount(), shape.paramCount()};
                 for (int a = 0; a < 4; a++) {
                     int len = in.readInt();
@@ -78,7 +81,7 @@ public record ModelFile(NetSpec spec, float[] params, float[] state, float[] ada
             }
             if (in.read() != -1) throw new IOException(path + ": unexpected bytes after the model");
             return new ModelFile(spec, arrays[0], arrays[1], arrays[2], arrays[3], step, epoch, settings);
-        } catch (java.io.EOFException e) {
+        } catch (EOFException e) {
             throw new IOException(path + ": truncated model file", e);
         } catch (IllegalArgumentException e) {
             throw new IOException(path + ": " + e.getMessage(), e);

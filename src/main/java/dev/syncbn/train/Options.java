@@ -3,6 +3,10 @@ package dev.syncbn.train;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 
 /**
  * Every option with its one default and its help text: the one table of defaults. The commands parse
@@ -13,7 +17,7 @@ public final class Options {
     /** commands: the commands that take the option, comma-separated. */
     public record Option(String name, String defaultValue, String commands, String help) {
         public boolean of(String command) {
-            return java.util.Arrays.asList(commands.split(",")).contains(command);
+            return Arrays.asList(commands.split(",")).contains(command);
         }
     }
 
@@ -61,7 +65,7 @@ public final class Options {
             new Option("profile", "false", "bench", "bench: also print each layer's forward and backward milliseconds per step"));
 
     private final Map<String, String> values = new LinkedHashMap<>();
-    private final java.util.Set<String> given = new java.util.HashSet<>(); // the names on the command line
+    private final Set<String> given = new HashSet<>(); // the names on the command line
 
     private Options() {}
 
@@ -100,7 +104,7 @@ public final class Options {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(e.getMessage() + "; see syncbn " + command + " --help", e);
         }
-        List<String> foreign = new java.util.ArrayList<>();
+        List<String> foreign = new ArrayList<>();
         for (Option opt : ALL) {
             if (!opt.of(command) && o.given.contains(opt.name())) foreign.add("--" + opt.name() + " (" + opt.commands().replace(",", ", ") + ")");
         }

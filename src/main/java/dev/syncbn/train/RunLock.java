@@ -9,6 +9,10 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileAlreadyExistsException;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import dev.syncbn.data.AtomicWrite;
+import java.nio.file.Files;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
 
 /**
  * A run's claim on its outputs (checkpoint directory, metrics, step log, model): a file OUTPUT.lock beside
@@ -48,13 +52,13 @@ final class RunLock implements AutoCloseable {
 
     private void take(Path lockFile) throws IOException {
         FileSystem fs = lockFile.getFileSystem(conf);
-        String me = host() + " " + ProcessHandle.current().pid() + " " + java.time.Instant.now();
+        String me = host() + " " + ProcessHandle.current().pid() + " " + Instant.now();
         for (int attempt = 0; attempt < 2; attempt++) {
             try {
                 if (AtomicWrite.isLocal(lockFile, conf)) { // O_EXCL: Hadoop's local create(overwrite false) checks, then opens
                     java.nio.file.Path p = java.nio.file.Path.of(lockFile.toUri().getPath());
-                    java.nio.file.Files.createDirectories(p.getParent());
-                    java.nio.file.Files.writeString(p, me + "\n", java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE);
+                    Files.createDirectories(p.getParent());
+                    Files.writeString(p, me + "\n", StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
                 } else {
                     try (var out = fs.create(lockFile, false)) {
                         out.write((me + "\n").getBytes(StandardCharsets.UTF_8));

@@ -8,6 +8,8 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import java.util.Locale;
+import java.util.function.Consumer;
 
 /**
  * The epoch loop around an Engine: evaluation after every epoch, one line and one metrics row per
@@ -36,10 +38,10 @@ public final class Trainer {
     private final Config cfg;
     private final Engine engine;
     private final Configuration conf;
-    private java.util.function.Consumer<Metrics.Epoch> onEpoch = e -> {};
+    private Consumer<Metrics.Epoch> onEpoch = e -> {};
 
     /** Called after every epoch, once its row is written. */
-    public Trainer onEpoch(java.util.function.Consumer<Metrics.Epoch> listener) {
+    public Trainer onEpoch(Consumer<Metrics.Epoch> listener) {
         this.onEpoch = listener;
         return this;
     }
@@ -97,11 +99,11 @@ public final class Trainer {
             long t0 = System.nanoTime();
             long[] lastPrint = {t0};
             Engine.EpochResult result = engine.trainEpoch(epoch, (step, steps, stepLoss, soFar) -> {
-                stepLog.add(String.format(java.util.Locale.ROOT, "%d,%.8f", ++globalStep[0], stepLoss));
+                stepLog.add(String.format(Locale.ROOT, "%d,%.8f", ++globalStep[0], stepLoss));
                 long now = System.nanoTime();
                 if (cfg.progressSeconds() > 0 && (now - lastPrint[0]) / 1e9 >= cfg.progressSeconds() && step + 1 < steps) {
                     lastPrint[0] = now;
-                    System.out.printf(java.util.Locale.ROOT, "  epoch %d step %d/%d  loss %.4f acc %.4f  %.0f images/s%n", e, step + 1, steps,
+                    System.out.printf(Locale.ROOT, "  epoch %d step %d/%d  loss %.4f acc %.4f  %.0f images/s%n", e, step + 1, steps,
                             soFar.meanLoss(), soFar.accuracy(), soFar.count() / ((now - t0) / 1e9));
                 }
             });
@@ -127,7 +129,7 @@ public final class Trainer {
                     bestEpoch = epoch;
                     best = engine.snapshot(epoch, cfg.settings());
                 } else if (epoch - bestEpoch >= cfg.earlyStoppingEpochs()) {
-                    System.out.printf(java.util.Locale.ROOT, "early stopping after epoch %d: no lower evaluation loss than epoch %d's %.4f for %d epochs%n", epoch,
+                    System.out.printf(Locale.ROOT, "early stopping after epoch %d: no lower evaluation loss than epoch %d's %.4f for %d epochs%n", epoch,
                             bestEpoch, bestLoss, cfg.earlyStoppingEpochs());
                     break;
                 }
@@ -137,7 +139,7 @@ public final class Trainer {
         if (cfg.preciseBnBatches() > 0 && best == null && lastEpoch >= start) {
             engine.preciseBn(cfg.preciseBnBatches());
             precise = engine.evaluate();
-            System.out.printf(java.util.Locale.ROOT, "precise BN (running statistics of %d training batches through the final network): test loss %.4f acc %.4f%n",
+            System.out.printf(Locale.ROOT, "precise BN (running statistics of %d training batches through the final network): test loss %.4f acc %.4f%n",
                     cfg.preciseBnBatches(), precise.meanLoss(), precise.accuracy());
         }
         ModelFile outcome = best != null ? best : engine.snapshot(lastEpoch, cfg.settings());

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import dev.syncbn.nn.BnMode;
 
 class OptionsTest {
     @Test
@@ -38,7 +39,7 @@ class OptionsTest {
         String m = assertThrows(IllegalArgumentException.class, () -> Options.parse(new String[] {"--max-train", "99999999999"}).getInt("max-train", 0))
                 .getMessage();
         assertTrue(m.contains("at most 2147483647"), m);
-        m = assertThrows(IllegalArgumentException.class, () -> dev.syncbn.nn.BnMode.parse("group:0", 2)).getMessage();
+        m = assertThrows(IllegalArgumentException.class, () -> BnMode.parse("group:0", 2)).getMessage();
         assertTrue(m.contains("at least 1"), m);
     }
 

@@ -14,7 +14,7 @@ import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TestData;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.train.TrainJob;
+import dev.syncbn.job.TrainJob;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.hadoop.conf.Configuration;
@@ -25,6 +25,7 @@ import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
+import java.io.IOException;
 
 /** The predict command and the Spark ML example, end to end on real data. */
 class PredictTest {
@@ -63,7 +64,7 @@ class PredictTest {
             }
             assertEquals(expectedCorrect, correct, "the same predictions as the single-process evaluation");
         }
-        String m2 = assertThrows(java.io.IOException.class, () -> Main.dispatch("predict", Options.parse("predict", args))).getMessage();
+        String m2 = assertThrows(IOException.class, () -> Main.dispatch("predict", Options.parse("predict", args))).getMessage();
         assertTrue(m2.contains(out) && m2.contains("--overwrite"), m2);
     }
 

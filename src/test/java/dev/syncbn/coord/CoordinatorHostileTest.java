@@ -16,6 +16,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
+import java.io.EOFException;
+import java.util.Arrays;
+import java.util.Random;
 
 /**
  * The coordination service under hostile input: strangers, wrong keys, broken frames, wrong vector
@@ -92,7 +95,7 @@ class CoordinatorHostileTest {
                 Channel ch = Channel.connect(new DataInputStream(s.getInputStream()), new DataOutputStream(s.getOutputStream()), c.key(), new int[] {0}, 1, 0, false);
                 ch.receive(1 << 20);
                 return new Raw(s, ch);
-            } catch (java.io.EOFException refusedWhileTheOldConnectionEnds) {
+            } catch (EOFException refusedWhileTheOldConnectionEnds) {
                 s.close();
                 Thread.sleep(10);
             }
@@ -112,7 +115,7 @@ class CoordinatorHostileTest {
             CoordinatorClient client = new CoordinatorClient("127.0.0.1", port, c.key(), encrypt, rank, 1, stageAttempt, P, S, CHANNELS, () -> false);
             try {
                 return new Session(client, client.welcome());
-            } catch (java.io.EOFException e) {
+            } catch (EOFException e) {
                 client.close();
                 if (attempt > 200) throw e;
                 Thread.sleep(10);
@@ -239,7 +242,7 @@ class CoordinatorHostileTest {
         float[] expected = undisturbed(2);
         AtomicInteger steps = new AtomicInteger();
         try (Coordinator c = start(2, steps)) {
-            java.util.Random rng = new java.util.Random(1);
+            Random rng = new Random(1);
             List<Runnable> attacks = new ArrayList<>();
             byte[] garbage = new byte[300];
             rng.nextBytes(garbage);
@@ -259,7 +262,7 @@ class CoordinatorHostileTest {
                 attacks.add(() -> {
                     try (CoordinatorClient party = new CoordinatorClient("127.0.0.1", c.port(), c.key(), false, ranks, 1, 0, P, S, CHANNELS, () -> false)) {
                         party.welcome();
-                        throw new AssertionError("the party " + java.util.Arrays.toString(ranks) + " was welcomed");
+                        throw new AssertionError("the party " + Arrays.toString(ranks) + " was welcomed");
                     } catch (IOException expectedWhenDropped) {
                         // dropped
                     }

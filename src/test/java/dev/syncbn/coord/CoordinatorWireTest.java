@@ -20,6 +20,8 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
+import java.net.InetAddress;
+import org.junit.jupiter.api.Assertions;
 
 /**
  * What crosses the wire between replicas and the coordination service, seen and altered by a proxy on
@@ -32,7 +34,7 @@ class CoordinatorWireTest {
 
     /** A relay to the service that records both directions and may rewrite each frame a replica sends (length prefix included). */
     static final class Proxy implements AutoCloseable {
-        final ServerSocket server = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
+        final ServerSocket server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
         final ByteArrayOutputStream toService = new ByteArrayOutputStream(), toReplicas = new ByteArrayOutputStream();
         private final List<Socket> sockets = new ArrayList<>();
 
@@ -282,7 +284,7 @@ class CoordinatorWireTest {
         try (Coordinator c = CoordinatorHostileTest.start(1, steps, true);
                 CoordinatorClient plain = new CoordinatorClient("127.0.0.1", c.port(), c.key(), false, 0, 1, 0, CoordinatorHostileTest.P,
                         CoordinatorHostileTest.S, CoordinatorHostileTest.CHANNELS, () -> false)) {
-            org.junit.jupiter.api.Assertions.assertThrows(IOException.class, plain::welcome);
+            Assertions.assertThrows(IOException.class, plain::welcome);
         }
     }
 }

@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
+import java.util.Arrays;
 
 /**
  * Replicas grouped into executor hubs (one connection per executor) compute what replicas with a
@@ -75,7 +76,7 @@ class ExecutorHubTest {
             // through sockets, and linked directly to a service in the same JVM (as in Spark local mode)
             for (boolean inJvm : new boolean[] {false, true}) {
                 for (int[][] hubs : new int[][][] {{{0}, {1}, {2}, {3}}, {{0, 1}, {2, 3}}, {{0, 1, 2}, {3}}, {{0, 1, 2, 3}}}) {
-                    String what = mode + " " + java.util.Arrays.deepToString(hubs) + (inJvm ? " in the JVM" : " through sockets");
+                    String what = mode + " " + Arrays.deepToString(hubs) + (inJvm ? " in the JVM" : " through sockets");
                     AtomicInteger steps = new AtomicInteger();
                     List<Throwable> failures = new ArrayList<>();
                     try (Coordinator c = CoordinatorHostileTest.start(W, steps, false, bn)) {
@@ -85,7 +86,7 @@ class ExecutorHubTest {
                         if (reference == null) reference = got;
                         else assertArrayEquals(reference, got, 1e-4f, what);
                         long[] bytes = c.bytesMoved();
-                        assertEquals(!inJvm, bytes[0] > 0 && bytes[1] > 0, what + ": bytes through the service " + java.util.Arrays.toString(bytes));
+                        assertEquals(!inJvm, bytes[0] > 0 && bytes[1] > 0, what + ": bytes through the service " + Arrays.toString(bytes));
                     }
                 }
             }

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.syncbn.nn.BnMode;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
+import java.util.Arrays;
 
 /** The step arithmetic without sockets: sums equal folding the parties' parts in rank order, whatever order they arrive in. */
 class StepAggregatorTest {
@@ -36,7 +37,7 @@ class StepAggregatorTest {
             StepAggregator a = new StepAggregator(W, BnMode.parse("sync", W), PARAMS, STATE, CHANNELS);
             for (int k = 0; k < W; k++) assertEquals(k == W - 1, a.addGradient(ranks(arrival[k]), contribution(arrival[k]), true));
             StepAggregator.StepReport r = a.sum(2, 7);
-            assertArrayEquals(expected, r.gradSum(), 0.0, "arrival " + java.util.Arrays.toString(arrival)); // bitwise
+            assertArrayEquals(expected, r.gradSum(), 0.0, "arrival " + Arrays.toString(arrival)); // bitwise
             assertEquals(8 + 9 + 10 + 11, r.count());
             assertEquals(6, r.correct());
             assertEquals(9.0, r.lossSum(), 1e-12);

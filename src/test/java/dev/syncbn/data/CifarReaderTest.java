@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import org.apache.hadoop.conf.Configuration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.util.Arrays;
 
 /** CIFAR-10 cannot be downloaded here: its binary format is tested on generated files. */
 class CifarReaderTest {
@@ -44,7 +45,7 @@ class CifarReaderTest {
     @Test
     void badBatchesAreRefusedWithTheirName() throws IOException {
         Configuration conf = new Configuration();
-        Files.write(dir.resolve("test_batch.bin"), java.util.Arrays.copyOf(records(2, -1), 2 * CifarReader.RECORD - 5));
+        Files.write(dir.resolve("test_batch.bin"), Arrays.copyOf(records(2, -1), 2 * CifarReader.RECORD - 5));
         String m = assertThrows(IOException.class, () -> CifarReader.readSplit(dir.toString(), "test", conf)).getMessage();
         assertTrue(m.contains("test_batch.bin") && m.contains("whole number"), m);
         Files.write(dir.resolve("test_batch.bin"), records(3, 1));

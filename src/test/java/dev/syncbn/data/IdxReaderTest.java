@@ -13,6 +13,10 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import dev.syncbn.nn.Buf;
+import java.util.Arrays;
+import org.junit.jupiter.api.Assumptions;
+import org.nd4j.linalg.api.buffer.DataType;
 
 class IdxReaderTest {
     @TempDir
@@ -58,7 +62,7 @@ class IdxReaderTest {
             assertEquals(9, d.label(1));
             assertEquals(10, d.classes(), "the class count comes from the labels");
             assertEquals((byte) (5 * 7), d.pixels()[5]);
-            dev.syncbn.nn.Buf input = dev.syncbn.nn.Buf.zeros(org.nd4j.linalg.api.buffer.DataType.DOUBLE, 8);
+            Buf input = Buf.zeros(DataType.DOUBLE, 8);
             int[] labelsOut = new int[2];
             d.fill(new int[] {2, 0, 1}, 0, 2, input, labelsOut);
             assertEquals(((8 * 7) & 0xff) / 255.0, input.get(0), 1e-12); // sample 2's first pixel
@@ -84,14 +88,14 @@ class IdxReaderTest {
         m = error(images(0x803, Integer.MAX_VALUE, 1000, 1000, 4), goodLab); // absurd header: no huge allocation
         assertTrue(m.contains("img"), m);
         byte[] gz = gzip(images(0x803, 2, 2, 2, 8));
-        m = error(java.util.Arrays.copyOf(gz, gz.length - 12), goodLab);
+        m = error(Arrays.copyOf(gz, gz.length - 12), goodLab);
         assertTrue(m.contains("img") && m.contains("gzip"), m);
     }
 
     @Test
     void realFashionMnistWhenInstalled() throws IOException {
         String dirName = "/usr/share/datasets/fashion-mnist";
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(java.nio.file.Path.of(dirName)) || System.getenv("CI") != null,
+        Assumptions.assumeTrue(Files.isDirectory(java.nio.file.Path.of(dirName)) || System.getenv("CI") != null,
                 "dataset-fashion-mnist is not installed");
         Dataset test = IdxReader.readSplit(dirName, "t10k", new Configuration());
         assertEquals(10_000, test.size());

@@ -16,6 +16,11 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import dev.syncbn.spark.SparkData;
+import java.nio.file.attribute.FileTime;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
 
 class ParquetDataTest {
     static SparkSession spark;
@@ -34,7 +39,7 @@ class ParquetDataTest {
     }
 
     static Dataset generated(int n, int seed) {
-        java.util.Random r = new java.util.Random(seed);
+        Random r = new Random(seed);
         byte[] pixels = new byte[n * 3 * 4 * 5], labels = new byte[n];
         r.nextBytes(pixels);
         for (int i = 0; i < n; i++) labels[i] = (byte) r.nextInt(10);
@@ -50,21 +55,21 @@ class ParquetDataTest {
         ParquetData.Description d = ParquetData.describe(out, conf);
         assertEquals(3, d.files().get("train").size());
         ParquetData.checkWhole(spark, out, d); // whole: no complaint
-        assertEquals(40, dev.syncbn.spark.SparkData.load(spark, out, 2, 0, 0).trainSize());
+        assertEquals(40, SparkData.load(spark, out, 2, 0, 0).trainSize());
 
-        java.nio.file.Path gone;
+        Path gone;
         try (var parts = Files.list(dir.resolve("whole/train"))) {
             gone = parts.filter(p -> p.toString().endsWith(".parquet")).sorted().toList().get(1);
         }
-        java.nio.file.Path kept = dir.resolve("kept.parquet");
+        Path kept = dir.resolve("kept.parquet");
         Files.move(gone, kept);
-        String m = assertThrows(IOException.class, () -> dev.syncbn.spark.SparkData.load(spark, out, 2, 0, 0)).getMessage();
+        String m = assertThrows(IOException.class, () -> SparkData.load(spark, out, 2, 0, 0)).getMessage();
         assertTrue(m.contains("1 of the 3 files prepare wrote are missing") && m.contains(gone.getFileName().toString()), m);
 
         // The file back, but one of the test split's files duplicated under another name: the count no longer adds up.
         Files.move(kept, gone);
         try (var parts = Files.list(dir.resolve("whole/test"))) {
-            java.nio.file.Path first = parts.filter(p -> p.toString().endsWith(".parquet")).sorted().findFirst().orElseThrow();
+            Path first = parts.filter(p -> p.toString().endsWith(".parquet")).sorted().findFirst().orElseThrow();
             Files.copy(first, dir.resolve("whole/test/part-99999-copy.snappy.parquet"));
         }
         m = assertThrows(IOException.class, () -> ParquetData.checkWhole(spark, out, ParquetData.describe(out, conf))).getMessage();
@@ -77,7 +82,7 @@ class ParquetDataTest {
         String out = dir.resolve("prepared").toString();
         ParquetData.prepare(spark, train, test, out, 3, false);
         try (var files = Files.list(dir)) {
-            assertEquals(java.util.List.of("prepared"), files.map(p -> p.getFileName().toString()).toList(), "no temporary directory is left");
+            assertEquals(List.of("prepared"), files.map(p -> p.getFileName().toString()).toList(), "no temporary directory is left");
         }
         try (var parts = Files.list(dir.resolve("prepared/train"))) {
             assertEquals(3, parts.filter(p -> p.toString().endsWith(".parquet")).count());
@@ -111,7 +116,7 @@ class ParquetDataTest {
             Files.createDirectories(t.resolve("train"));
             Files.writeString(t.resolve("train/part"), "half");
         }
-        java.nio.file.attribute.FileTime old = java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() - 3_600_000);
+        FileTime old = FileTime.fromMillis(System.currentTimeMillis() - 3_600_000);
         for (Path p : new Path[] {stale.resolve("train/part"), stale.resolve("train"), stale}) Files.setLastModifiedTime(p, old);
         ParquetData.prepare(spark, generated(10, 1), generated(5, 2), dir.resolve("out").toString(), 1, false);
         assertFalse(Files.exists(stale), "a temporary nobody wrote to for an hour is removed");
@@ -125,7 +130,7 @@ class ParquetDataTest {
         try (var parts = Files.list(dir.resolve("p/train"))) {
             Path part = parts.filter(p -> p.toString().endsWith(".parquet")).findFirst().orElseThrow();
             byte[] bytes = Files.readAllBytes(part);
-            Files.write(part, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+            Files.write(part, Arrays.copyOf(bytes, bytes.length / 2));
         }
         String m = assertThrows(IOException.class, () -> ParquetData.read(spark, out, "train")).getMessage();
         assertTrue(m.contains("train"), m);

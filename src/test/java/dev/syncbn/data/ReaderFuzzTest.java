@@ -16,6 +16,7 @@ import org.apache.spark.SparkConf;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.util.Arrays;
 
 /**
  * Every reader fed generated bad files: random bytes, truncations, headers with random (also huge)
@@ -54,7 +55,7 @@ class ReaderFuzzTest {
         byte[] b;
         switch (r.nextInt(4)) {
             case 0 -> { // truncated
-                b = java.util.Arrays.copyOf(good, r.nextInt(good.length));
+                b = Arrays.copyOf(good, r.nextInt(good.length));
             }
             case 1 -> { // a header field replaced by a random, often huge, value
                 b = good.clone();
@@ -81,7 +82,7 @@ class ReaderFuzzTest {
             for (int i = 0; i < 2000; i++) {
                 byte[] img = mutate(idxImages(r), r);
                 if (r.nextInt(4) == 0) img = IdxReaderTest.gzip(img);
-                if (r.nextInt(8) == 0 && img.length > 10) img = java.util.Arrays.copyOf(img, img.length - 1 - r.nextInt(8)); // broken gzip too
+                if (r.nextInt(8) == 0 && img.length > 10) img = Arrays.copyOf(img, img.length - 1 - r.nextInt(8)); // broken gzip too
                 Path images = dir.resolve("images-" + (i % 10));
                 Files.write(images, img);
                 int n = img.length >= 8 ? Math.max(0, ByteBuffer.wrap(img).getInt(4)) % 5 : 0;
@@ -117,7 +118,7 @@ class ReaderFuzzTest {
             for (int i = 0; i < 60; i++) {
                 byte[] bad = original.clone();
                 switch (i % 3) {
-                    case 0 -> bad = java.util.Arrays.copyOf(bad, r.nextInt(bad.length));
+                    case 0 -> bad = Arrays.copyOf(bad, r.nextInt(bad.length));
                     case 1 -> {
                         for (int k = 0; k < 8; k++) bad[r.nextInt(bad.length)] = (byte) r.nextInt();
                     }

@@ -14,7 +14,7 @@ import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TestData;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.train.TrainJob;
+import dev.syncbn.job.TrainJob;
 import dev.syncbn.train.Trainer;
 import java.util.ArrayList;
 import java.util.List;
@@ -39,6 +39,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.nio.file.Path;
+import java.util.Arrays;
 
 /** The Spark ML Estimator and Model on real Fashion-MNIST rows, in Spark local mode. */
 class SyncBnClassifierTest {
@@ -49,7 +51,7 @@ class SyncBnClassifierTest {
     static final AtomicInteger epochJobs = new AtomicInteger();
 
     @TempDir
-    java.nio.file.Path dir;
+    Path dir;
 
     @BeforeAll
     static void start() throws Exception {
@@ -81,7 +83,7 @@ class SyncBnClassifierTest {
         for (int i = from; i < from + n; i++) {
             Object features;
             if (kind == Column.BYTES) {
-                features = java.util.Arrays.copyOfRange(d.pixels(), i * size, (i + 1) * size);
+                features = Arrays.copyOfRange(d.pixels(), i * size, (i + 1) * size);
             } else if (kind == Column.VECTOR) {
                 double[] v = new double[size];
                 for (int j = 0; j < size; j++) v[j] = (d.pixels()[i * size + j] & 0xff) / 255.0;
@@ -89,7 +91,7 @@ class SyncBnClassifierTest {
             } else {
                 Float[] v = new Float[size];
                 for (int j = 0; j < size; j++) v[j] = (d.pixels()[i * size + j] & 0xff) / 255f;
-                features = java.util.Arrays.asList(v);
+                features = Arrays.asList(v);
             }
             rows.add(RowFactory.create((double) d.label(i), features, i - from >= validFrom));
         }
@@ -135,7 +137,7 @@ class SyncBnClassifierTest {
         assertEquals(correct, Math.round(accuracy * 500));
         Row first = scored.first();
         Vector p = first.getAs("probability");
-        assertEquals(1.0, java.util.Arrays.stream(p.toArray()).sum(), 1e-9);
+        assertEquals(1.0, Arrays.stream(p.toArray()).sum(), 1e-9);
         assertEquals(first.<Vector>getAs("rawPrediction").argmax(), (int) first.getDouble(first.fieldIndex("prediction")));
 
         String path = dir.resolve("model").toString();

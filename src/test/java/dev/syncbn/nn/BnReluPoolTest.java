@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
+import java.util.Arrays;
 
 /** The fused float kernel against the reference layers it replaces (BatchNorm2d with ReLU, then MaxPool2d), both in float. */
 class BnReluPoolTest {
@@ -63,7 +64,7 @@ class BnReluPoolTest {
                 Buf x = random(max * Layer.size(shape), rng, 2, step == 1 ? 5 : 0);
                 Buf fusedOut = p.fused.forward(x, n, true);
                 Buf refOut = p.pool.forward(p.bn.forward(x, n, true), n, true);
-                assertTrue(relativeError(fusedOut, refOut, outLength) < 1e-5, "forward " + java.util.Arrays.toString(shape));
+                assertTrue(relativeError(fusedOut, refOut, outLength) < 1e-5, "forward " + Arrays.toString(shape));
                 assertTrue(relativeError(p.fusedState, p.state, p.state.length()) < 1e-5, "running statistics");
 
                 Buf dy = random(max * Layer.size(p.pool.outShape()), rng, 1, 0);

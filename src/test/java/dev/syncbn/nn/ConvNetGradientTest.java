@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
+import java.time.Duration;
+import org.junit.jupiter.api.Assertions;
 
 class ConvNetGradientTest {
     @Test
@@ -59,21 +61,21 @@ class ConvNetGradientTest {
                 int[] pa = new int[n], pb = new int[n];
                 one.lastPredictions(n, pa);
                 three.lastPredictions(n, pb);
-                org.junit.jupiter.api.Assertions.assertArrayEquals(pa, pb);
+                Assertions.assertArrayEquals(pa, pb);
             }
             labels[31] = 1_000_000; // in the last shard: its loss fails after the BN reductions of its forward
-            org.junit.jupiter.api.Assertions.assertThrows(IndexOutOfBoundsException.class, () -> three.trainStep(32, labels, 32));
+            Assertions.assertThrows(IndexOutOfBoundsException.class, () -> three.trainStep(32, labels, 32));
             labels[31] = 0;
             // The distributed reducer failing (a lost coordinator) while the other shards wait for its result.
             three.setReducer((layer, forward, sums) -> {
                 if (!forward) throw new IllegalStateException("coordinator lost");
             });
-            IllegalStateException e = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60),
-                    () -> org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> three.trainStep(32, labels, 32)));
+            IllegalStateException e = Assertions.assertTimeoutPreemptively(Duration.ofSeconds(60),
+                    () -> Assertions.assertThrows(IllegalStateException.class, () -> three.trainStep(32, labels, 32)));
             assertEquals("coordinator lost", e.getMessage());
             three.setReducer(BnReducer.LOCAL);
             SoftmaxCrossEntropy.Result after = three.trainStep(32, labels, 32);
-            org.junit.jupiter.api.Assertions.assertTrue(Double.isFinite(after.lossSum()));
+            Assertions.assertTrue(Double.isFinite(after.lossSum()));
         }
     }
 
@@ -83,7 +85,7 @@ class ConvNetGradientTest {
             err = Math.max(err, Math.abs(a.get(i) - b.get(i)));
             max = Math.max(max, Math.abs(a.get(i)));
         }
-        org.junit.jupiter.api.Assertions.assertTrue(err / max < tolerance, what + ": relative error " + err / max);
+        Assertions.assertTrue(err / max < tolerance, what + ": relative error " + err / max);
     }
 
     @Test

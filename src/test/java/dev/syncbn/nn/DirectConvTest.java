@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
+import java.util.Arrays;
 
 /**
  * The first layer's direct float kernel (Conv2d.forwardDirect and its weight gradient) against the same
@@ -46,7 +47,7 @@ class DirectConvTest {
                     fdy.set(i, rng.nextGaussian());
                     ddy.set(i, fdy.get(i));
                 }
-                String what = java.util.Arrays.toString(c) + " step " + step;
+                String what = Arrays.toString(c) + " step " + step;
                 assertClose(fast.forward(fx, n, true), ref.forward(dx, n, true), n * Layer.size(fast.outShape()), "forward " + what);
                 assertNull(fast.backward(fdy, n));
                 ref.backward(ddy, n);

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
 import java.util.function.DoubleSupplier;
+import org.nd4j.linalg.api.buffer.DataType;
 
 /** Central finite differences in double precision against analytic gradients. */
 final class GradCheck {
@@ -12,7 +13,7 @@ final class GradCheck {
     private GradCheck() {}
 
     static Buf randomBuf(int n, Random rng) {
-        Buf b = Buf.zeros(org.nd4j.linalg.api.buffer.DataType.DOUBLE, n);
+        Buf b = Buf.zeros(DataType.DOUBLE, n);
         for (int i = 0; i < n; i++) b.set(i, rng.nextGaussian());
         return b;
     }
@@ -59,7 +60,7 @@ final class GradCheck {
         Random rng = new Random(seed);
         int inSize = n * Layer.size(inShape), outSize = n * Layer.size(layer.outShape());
         Buf params = randomBuf(Math.max(1, layer.paramCount()), rng);
-        Buf grads = Buf.zeros(org.nd4j.linalg.api.buffer.DataType.DOUBLE, Math.max(1, layer.paramCount()));
+        Buf grads = Buf.zeros(DataType.DOUBLE, Math.max(1, layer.paramCount()));
         layer.bindParams(params, grads, 0);
         Buf x = randomBuf(inSize, rng);
         Buf r = randomBuf(outSize, rng);
@@ -69,10 +70,10 @@ final class GradCheck {
         // backward overwrites grads; keep copies before the numeric passes run the forward again
         Buf dxCopy = null;
         if (dx != null) {
-            dxCopy = Buf.zeros(org.nd4j.linalg.api.buffer.DataType.DOUBLE, inSize);
+            dxCopy = Buf.zeros(DataType.DOUBLE, inSize);
             for (int i = 0; i < inSize; i++) dxCopy.set(i, dx.get(i));
         }
-        Buf gradCopy = Buf.zeros(org.nd4j.linalg.api.buffer.DataType.DOUBLE, grads.length());
+        Buf gradCopy = Buf.zeros(DataType.DOUBLE, grads.length());
         gradCopy.copyFrom(grads);
         if (dxCopy != null) assertClose(name + " dx", numeric(x, inSize, loss), dxCopy, 0);
         if (layer.paramCount() > 0) assertClose(name + " dparams", numeric(params, layer.paramCount(), loss), gradCopy, 0);

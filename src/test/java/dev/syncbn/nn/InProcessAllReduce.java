@@ -4,6 +4,7 @@ import java.util.concurrent.BrokenBarrierException;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.Arrays;
 
 /** An all-reduce among k threads of one JVM: the reference the seam is tested with. */
 final class InProcessAllReduce {
@@ -19,7 +20,7 @@ final class InProcessAllReduce {
         return (layer, forward, sums) -> {
             slots[rank] = sums.clone();
             await();
-            java.util.Arrays.fill(sums, 0);
+            Arrays.fill(sums, 0);
             for (double[] s : slots) for (int i = 0; i < sums.length; i++) sums[i] += s[i];
             await(); // nobody overwrites its slot before everyone has read them all
         };

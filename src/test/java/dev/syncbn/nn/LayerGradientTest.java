@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
+import java.util.Random;
 
 class LayerGradientTest {
     private static final DataType D = DataType.DOUBLE;
@@ -26,7 +27,7 @@ class LayerGradientTest {
         int[] in = {2, 6, 6};
         Conv2d conv = new Conv2d(in, 3, 3, 1, 1, true, false, 2, parallel, D);
         GradCheck.checkLayer("first conv", conv, in, 2, true, 3);
-        assertNull(conv.backward(GradCheck.randomBuf(2 * 3 * 36, new java.util.Random(0)), 2));
+        assertNull(conv.backward(GradCheck.randomBuf(2 * 3 * 36, new Random(0)), 2));
         int[] odd = {3, 7, 5};
         GradCheck.checkLayer("first conv s2", new Conv2d(odd, 2, 3, 2, 1, true, false, 2, parallel, D), odd, 2, true, 13);
         GradCheck.checkLayer("first conv p0", new Conv2d(odd, 2, 3, 1, 0, false, false, 2, parallel, D), odd, 2, true, 14);
@@ -64,7 +65,7 @@ class LayerGradientTest {
 
     @Test
     void softmaxCrossEntropy() {
-        java.util.Random rng = new java.util.Random(9);
+        Random rng = new Random(9);
         int n = 4, classes = 6;
         Buf logits = GradCheck.randomBuf(n * classes, rng);
         int[] labels = {0, 5, 2, 2};

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import dev.syncbn.nn.Buf;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.junit.jupiter.api.Assertions;
 
 class AdamTest {
     /**
@@ -50,8 +51,8 @@ class AdamTest {
     @Test
     void rejectsBadLearningRate() {
         Buf params = Buf.zeros(DataType.FLOAT, 2);
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Adam(params, 0));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Adam(params, Double.NaN));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Adam(Buf.zeros(DataType.DOUBLE, 2), 1e-3));
+        Assertions.assertThrows(IllegalArgumentException.class, () -> new Adam(params, 0));
+        Assertions.assertThrows(IllegalArgumentException.class, () -> new Adam(params, Double.NaN));
+        Assertions.assertThrows(IllegalArgumentException.class, () -> new Adam(Buf.zeros(DataType.DOUBLE, 2), 1e-3));
     }
 }

@@ -14,6 +14,7 @@ import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import dev.syncbn.train.Engine;
+import dev.syncbn.train.PreciseBn;
 import dev.syncbn.train.LocalEngine;
 import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.TestData;
@@ -26,6 +27,18 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
+import dev.syncbn.data.ParquetData;
+import dev.syncbn.train.Trainer;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerStageSubmitted;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.sql.SparkSession;
+import org.bytedeco.javacpp.Pointer;
+import org.junit.jupiter.api.function.Executable;
 
 /** The Spark trainer in local mode against the single-process reference. */
 class SparkTrainingTest {
@@ -185,7 +198,7 @@ class SparkTrainingTest {
     }
 
     /** Runs body with listener hearing of Spark's events, and only of the events body causes. */
-    static void listening(org.apache.spark.scheduler.SparkListener listener, org.junit.jupiter.api.function.Executable body) throws Throwable {
+    static void listening(SparkListener listener, Executable body) throws Throwable {
         sc.sc().listenerBus().waitUntilEmpty(30_000);
         sc.sc().addSparkListener(listener);
         try {
@@ -197,11 +210,11 @@ class SparkTrainingTest {
     }
 
     /** Shuffle bytes written by the tasks body starts (what crosses the network between executors). */
-    static long shuffleBytesDuring(org.junit.jupiter.api.function.Executable body) throws Throwable {
-        java.util.concurrent.atomic.LongAdder bytes = new java.util.concurrent.atomic.LongAdder();
-        listening(new org.apache.spark.scheduler.SparkListener() {
+    static long shuffleBytesDuring(Executable body) throws Throwable {
+        LongAdder bytes = new LongAdder();
+        listening(new SparkListener() {
             @Override
-            public void onTaskEnd(org.apache.spark.scheduler.SparkListenerTaskEnd task) {
+            public void onTaskEnd(SparkListenerTaskEnd task) {
                 if (task.taskMetrics() != null) bytes.add(task.taskMetrics().shuffleWriteMetrics().bytesWritten());
             }
         }, body);
@@ -242,9 +255,9 @@ class SparkTrainingTest {
         assertEquals(1, small.stepLosses().size());
         assertClose(runLocal(64, 64, 1), small, 1e-4);
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
-        long perSample = dev.syncbn.nn.ConvNet.bytesFor(spec, 2, 1) - dev.syncbn.nn.ConvNet.bytesFor(spec, 1, 1);
+        long perSample = ConvNet.bytesFor(spec, 2, 1) - ConvNet.bytesFor(spec, 1, 1);
         assertTrue(perSample > 28 * 28 * 32 * 4, "at least the first convolution's output: " + perSample);
-        int b = (int) Math.min(Integer.MAX_VALUE / 2, org.bytedeco.javacpp.Pointer.maxBytes() / perSample + 1);
+        int b = (int) Math.min(Integer.MAX_VALUE / 2, Pointer.maxBytes() / perSample + 1);
         SparkEngine.Settings settings = new SparkEngine.Settings(2, b, BnMode.parse("sync", 2), 1e-3, 7, 1, -1);
         SparkEngine.Shares shares = new SparkEngine.Shares(2 * b, 2, b, null);
         String m = assertThrows(IllegalArgumentException.class, () -> SparkEngine.checkMemory(sc, settings, shares, spec)).getMessage();
@@ -254,13 +267,13 @@ class SparkTrainingTest {
     }
 
     @org.junit.jupiter.api.io.TempDir
-    java.nio.file.Path dir;
+    Path dir;
 
     private float[] trainWithTrainer(int epochs, String ckpt, boolean resume) throws Exception {
         try (SparkEngine e = new SparkEngine(sc, train.head(192), test, new SparkEngine.Settings(2, 16, BnMode.parse("local", 2), 1e-3, 7, 1, -1))) {
             e.adam().withCosineDecay(3L * e.stepsPerEpoch());
-            new dev.syncbn.train.Trainer(new dev.syncbn.train.Trainer.Config(epochs, "", "", ckpt, resume, "", 0, 0, 0, Map.of("bn", "local")), e,
-                    new org.apache.hadoop.conf.Configuration()).run();
+            new Trainer(new Trainer.Config(epochs, "", "", ckpt, resume, "", 0, 0, 0, Map.of("bn", "local")), e,
+                    new Configuration()).run();
             return e.snapshot(epochs, Map.of()).params();
         }
     }
@@ -277,9 +290,9 @@ class SparkTrainingTest {
     @Test
     void blocksReadByTheExecutorsFromParquetTrainExactlyLikeDataFromTheDriver() throws Exception {
         Dataset small = train.head(300), smallTest = test.head(100);
-        org.apache.spark.sql.SparkSession spark = org.apache.spark.sql.SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
+        SparkSession spark = SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
         String dir = this.dir.resolve("prepared").toString();
-        dev.syncbn.data.ParquetData.prepare(spark, train.head(400), smallTest, dir, 3, false);
+        ParquetData.prepare(spark, train.head(400), smallTest, dir, 3, false);
         SparkEngine.Settings settings = new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 1, -1);
         float[] fromDriver, fromParquet;
         try (SparkEngine e = new SparkEngine(sc, small, smallTest, settings)) {
@@ -287,8 +300,8 @@ class SparkTrainingTest {
             fromDriver = e.snapshot(1, Map.of()).params();
         }
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
-        try (SparkEngine e = new SparkEngine(sc, new SparkData(Blocks.fromPrepared(spark, dir, "train", 2, 300, dev.syncbn.data.ParquetData.describe(dir, sc.hadoopConfiguration())), 300,
-                Blocks.fromPrepared(spark, dir, "test", 2, 100, dev.syncbn.data.ParquetData.describe(dir, sc.hadoopConfiguration())), 100, 1, 28, 28, 10), settings)) {
+        try (SparkEngine e = new SparkEngine(sc, new SparkData(Blocks.fromPrepared(spark, dir, "train", 2, 300, ParquetData.describe(dir, sc.hadoopConfiguration())), 300,
+                Blocks.fromPrepared(spark, dir, "test", 2, 100, ParquetData.describe(dir, sc.hadoopConfiguration())), 100, 1, 28, 28, 10), settings)) {
             e.trainEpoch(1, (s, steps, loss, soFar) -> {});
             fromParquet = e.snapshot(1, Map.of()).params();
             assertEquals(100, e.evaluate().count());
@@ -343,11 +356,11 @@ class SparkTrainingTest {
                 whole.params.copyFrom(params);
                 int[] order = new int[64];
                 for (int i = 0; i < 64; i++) order[i] = i;
-                double[] sums = ConvNet.batchStatistics(net, data, order, 32, 2);
+                double[] sums = PreciseBn.batchStatistics(net, data, order, 32, 2);
                 assertEquals(2, sums[sums.length - 1]);
                 for (int i = 0; i < precise.length; i++) assertEquals(sums[i] / 2, precise[i], 1e-5 * Math.max(1, Math.abs(precise[i])), "state " + i);
                 // the first layer's mean over two batches of 32 is its mean over all 64 samples
-                double[] all = ConvNet.batchStatistics(whole, data, order, 64, 1);
+                double[] all = PreciseBn.batchStatistics(whole, data, order, 64, 1);
                 for (int c = 0; c < 32; c++) assertEquals(all[c], precise[c], 1e-5 * Math.max(1, Math.abs(all[c])), "layer 0 mean of channel " + c);
             }
             assertTrue(e.evaluate().count() == 50);
@@ -355,11 +368,11 @@ class SparkTrainingTest {
     }
 
     /** How many stage attempts after the first (relaunches) Spark submits while body runs. */
-    static int relaunchesDuring(org.junit.jupiter.api.function.Executable body) throws Throwable {
-        java.util.concurrent.atomic.AtomicInteger relaunches = new java.util.concurrent.atomic.AtomicInteger();
-        listening(new org.apache.spark.scheduler.SparkListener() {
+    static int relaunchesDuring(Executable body) throws Throwable {
+        AtomicInteger relaunches = new AtomicInteger();
+        listening(new SparkListener() {
             @Override
-            public void onStageSubmitted(org.apache.spark.scheduler.SparkListenerStageSubmitted stage) {
+            public void onStageSubmitted(SparkListenerStageSubmitted stage) {
                 if (stage.stageInfo().attemptNumber() > 0) relaunches.incrementAndGet();
             }
         }, body);

@@ -11,6 +11,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
+import java.io.UncheckedIOException;
+import java.nio.file.NoSuchFileException;
 
 /**
  * A real Spark standalone cluster on 127.0.0.1: one Master and `workers` Workers (one core each) as
@@ -143,8 +145,8 @@ final class StandaloneCluster implements AutoCloseable {
                     for (String l : Files.readAllLines(f)) if (l.contains(containing)) lines.add(l);
                 }
                 return lines;
-            } catch (java.io.UncheckedIOException e) {
-                if (!(e.getCause() instanceof java.nio.file.NoSuchFileException) || attempt == 5) throw e;
+            } catch (UncheckedIOException e) {
+                if (!(e.getCause() instanceof NoSuchFileException) || attempt == 5) throw e;
             }
         }
     }

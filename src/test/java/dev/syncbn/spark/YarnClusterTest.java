@@ -19,6 +19,8 @@ import org.apache.hadoop.yarn.server.MiniYARNCluster;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.io.File;
+import org.apache.hadoop.fs.FileSystem;
 
 /**
  * The job on YARN, as Spark's own YARN tests run it: a MiniYARNCluster (ResourceManager and a
@@ -70,7 +72,7 @@ class YarnClusterTest {
             assertEquals(2, replicas.stream().map(l -> l.substring(l.indexOf("on executor"))).distinct().count(), "two executors trained: " + replicas);
             Configuration hconf = new Configuration();
             hconf.set("fs.defaultFS", fs);
-            String metrics = new String(org.apache.hadoop.fs.FileSystem.get(hconf).open(new org.apache.hadoop.fs.Path(fs + "/runs/client/metrics.csv"))
+            String metrics = new String(FileSystem.get(hconf).open(new org.apache.hadoop.fs.Path(fs + "/runs/client/metrics.csv"))
                     .readAllBytes());
             double testAcc = Double.parseDouble(metrics.split("\n")[1].split(",")[4]);
             assertTrue(testAcc > 0.70, "test accuracy after one epoch on 4,096 images: " + testAcc);
@@ -105,7 +107,7 @@ class YarnClusterTest {
         String jvm = System.getProperty("syncbn.spark.jvm.options", "");
         List<String> cmd = new ArrayList<>(StandaloneCluster.javaCommand(home, "org.apache.spark.deploy.SparkSubmit"));
         int cp = cmd.indexOf("-cp") + 1;
-        cmd.set(cp, confDir + java.io.File.pathSeparator + cmd.get(cp)); // as bin/spark-class puts HADOOP_CONF_DIR first
+        cmd.set(cp, confDir + File.pathSeparator + cmd.get(cp)); // as bin/spark-class puts HADOOP_CONF_DIR first
         cmd.addAll(List.of("--master", "yarn", "--deploy-mode", deployMode,
                 "--conf", "spark.yarn.jars=local:" + home.resolve("jars") + "/*", // the jars are on the (only) node: nothing to upload
                 "--conf", "spark.executor.instances=2", "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g",

@@ -15,10 +15,13 @@ import org.apache.hadoop.conf.Configuration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
 
 class ModelFileTest {
     @TempDir
-    java.nio.file.Path dir;
+    Path dir;
 
     private final Configuration conf = new Configuration();
     private final NetSpec spec = new NetSpec(1, 8, 8, new int[] {4, 6}, 10);
@@ -50,7 +53,7 @@ class ModelFileTest {
         assertEquals(3, loaded.epoch());
         assertEquals("7", loaded.settings().get("seed"));
         try (var files = Files.list(dir.resolve("sub"))) {
-            assertEquals(java.util.List.of("model.bin"), files.map(p -> p.getFileName().toString()).filter(n -> !n.endsWith(".crc")).toList());
+            assertEquals(List.of("model.bin"), files.map(p -> p.getFileName().toString()).filter(n -> !n.endsWith(".crc")).toList());
         }
         try (ConvNet net = new ConvNet(spec, 2, 1, DataType.FLOAT)) {
             Adam adam = new Adam(net.params, 1e-3);
@@ -73,14 +76,14 @@ class ModelFileTest {
 
     @Test
     void truncatedOrForeignFilesAreRefusedWithTheirName() throws IOException {
-        java.nio.file.Path p = dir.resolve("model.bin");
+        Path p = dir.resolve("model.bin");
         sample().save(p.toString(), conf);
         byte[] bytes = Files.readAllBytes(p);
-        java.nio.file.Path cut = dir.resolve("cut.bin");
-        Files.write(cut, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+        Path cut = dir.resolve("cut.bin");
+        Files.write(cut, Arrays.copyOf(bytes, bytes.length / 2));
         String m = assertThrows(IOException.class, () -> ModelFile.load(cut.toString(), conf)).getMessage();
         assertTrue(m.contains("cut.bin") && m.contains("truncated"), m);
-        java.nio.file.Path foreign = dir.resolve("foreign.bin");
+        Path foreign = dir.resolve("foreign.bin");
         Files.write(foreign, "hello world, not a model".getBytes());
         m = assertThrows(IOException.class, () -> ModelFile.load(foreign.toString(), conf)).getMessage();
         assertTrue(m.contains("foreign.bin"), m);

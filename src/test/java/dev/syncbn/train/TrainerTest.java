@@ -12,6 +12,11 @@ import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.stream.Stream;
 
 class TrainerTest {
     @TempDir
@@ -55,15 +60,15 @@ class TrainerTest {
         String[] columns = Metrics.HEADER.split(",");
         for (int n = Metrics.FIRST_HEADER.split(",").length; n < columns.length; n++) {
             java.nio.file.Path file = dir.resolve("m" + n + ".csv");
-            String header = String.join(",", java.util.Arrays.copyOf(columns, n)), row = "1" + ",0.5".repeat(n - 1);
+            String header = String.join(",", Arrays.copyOf(columns, n)), row = "1" + ",0.5".repeat(n - 1);
             Files.write(file, List.of(header, row, "2" + ",0.5".repeat(n - 1)));
-            Metrics m = new Metrics(file.toString(), Metrics.HEADER, new org.apache.hadoop.conf.Configuration(), 2);
+            Metrics m = new Metrics(file.toString(), Metrics.HEADER, new Configuration(), 2);
             m.flush();
             assertEquals(List.of(Metrics.HEADER, row), Files.readAllLines(file), n + " columns");
         }
         java.nio.file.Path other = dir.resolve("other.csv");
         Files.write(other, List.of(Metrics.FIRST_HEADER + ",something_else", "1,2"));
-        String m = assertThrows(java.io.IOException.class, () -> new Metrics(other.toString(), Metrics.HEADER, new org.apache.hadoop.conf.Configuration(), 2))
+        String m = assertThrows(IOException.class, () -> new Metrics(other.toString(), Metrics.HEADER, new Configuration(), 2))
                 .getMessage();
         assertTrue(m.contains("other.csv") && m.contains("not a log of this kind"), m);
     }
@@ -78,9 +83,9 @@ class TrainerTest {
         Dataset train = TestData.train().head(64), test = TestData.test().head(32);
         String metrics = dir.resolve("m.csv").toString(), ckpt = dir.resolve("ckpt").toString();
         java.nio.file.Path lock = dir.resolve("m.csv.lock");
-        String host = java.net.InetAddress.getLocalHost().getHostName();
+        String host = InetAddress.getLocalHost().getHostName();
         Files.writeString(lock, host + " " + ProcessHandle.current().pid() + " 2026-11-30T00:00:00Z\n");
-        String m = assertThrows(java.io.IOException.class, () -> run(train, test, 1, 1, ckpt, false, metrics, null)).getMessage();
+        String m = assertThrows(IOException.class, () -> run(train, test, 1, 1, ckpt, false, metrics, null)).getMessage();
         assertTrue(m.contains("another run holds") && m.contains("m.csv.lock") && m.contains(Long.toString(ProcessHandle.current().pid())), m);
         assertTrue(Files.exists(lock), "the other run's lock stays");
         assertTrue(!Files.exists(dir.resolve("ckpt.lock")), "a refused run leaves none of its own locks");
@@ -102,7 +107,7 @@ class TrainerTest {
         run(train, test, 1, 9, ckpt, false, metrics, null);
         // as a version before the median columns wrote it: such a file is resumed too, its rows kept as they are
         List<String> written = Files.readAllLines(java.nio.file.Path.of(metrics));
-        String epoch1 = String.join(",", java.util.Arrays.copyOf(written.get(1).split(","), 11));
+        String epoch1 = String.join(",", Arrays.copyOf(written.get(1).split(","), 11));
         Files.write(java.nio.file.Path.of(metrics), List.of(Metrics.FIRST_HEADER, epoch1));
         List<Metrics.Epoch> rows = run(train, test, 3, 9, ckpt, true, metrics, resumed);
         assertEquals(2, rows.size(), "the resumed run trains epochs 2 and 3 only");
@@ -138,7 +143,7 @@ class TrainerTest {
         run(train, test, 1, 3, "", false, "", b);
         run(train, test, 1, 4, "", false, "", c);
         assertArrayEquals(a[0], b[0]);
-        assertTrue(!java.util.Arrays.equals(a[0], c[0]));
+        assertTrue(!Arrays.equals(a[0], c[0]));
     }
 
     @Test
@@ -146,10 +151,10 @@ class TrainerTest {
         Dataset train = TestData.train().head(128), test = TestData.test().head(50);
         String ckpt = dir.resolve("ck").toString(), metrics = dir.resolve("m.csv").toString();
         run(train, test, 1, 3, ckpt, false, metrics, null);
-        try (java.util.stream.Stream<java.nio.file.Path> files = Files.walk(dir)) {
+        try (Stream<java.nio.file.Path> files = Files.walk(dir)) {
             assertTrue(files.noneMatch(f -> f.getFileName().toString().endsWith(".crc")), "no .crc side files");
         }
-        Files.writeString(java.nio.file.Path.of(metrics), "\n\ngarbage line\n", java.nio.file.StandardOpenOption.APPEND);
+        Files.writeString(java.nio.file.Path.of(metrics), "\n\ngarbage line\n", StandardOpenOption.APPEND);
         List<Metrics.Epoch> rows = run(train, test, 2, 3, ckpt, true, metrics, null);
         assertEquals(1, rows.size(), "epoch 2 only");
         List<String> lines = Files.readAllLines(java.nio.file.Path.of(metrics));

@@ -1,4 +1,4 @@
-package dev.syncbn.coord;
+package dev.syncbn.bench;
 
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.ConvNet;
@@ -7,6 +7,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import org.nd4j.linalg.api.buffer.DataType;
+import dev.syncbn.coord.Coordinator;
+import dev.syncbn.coord.CoordinatorClient;
+import dev.syncbn.coord.ExecutorHub;
+import dev.syncbn.coord.StepAggregator;
+import java.io.IOException;
+import java.util.stream.IntStream;
 
 /**
  * The coordination service alone, without any compute: a scale model of E executors × R replicas, all
@@ -78,7 +84,7 @@ public final class ProtocolBench {
             List<Thread> replicas = new ArrayList<>();
             Throwable[] failure = new Throwable[1];
             for (int first = 0; first < workers; first += partySize) {
-                int[] ranks = java.util.stream.IntStream.range(first, first + partySize).toArray();
+                int[] ranks = IntStream.range(first, first + partySize).toArray();
                 ExecutorHub hub = new ExecutorHub(ranks, bn, (rs, killed) -> new CoordinatorClient("127.0.0.1", c.port(), c.key(), encrypt, rs, 1, 0, paramCount,
                         stateCount, channels, killed));
                 for (int rank : ranks) {
@@ -107,7 +113,7 @@ public final class ProtocolBench {
         }
     }
 
-    private static void steps(ExecutorHub.Replica replica, int steps, BnMode bn, int[] channels, int paramCount, int stateCount) throws java.io.IOException {
+    private static void steps(ExecutorHub.Replica replica, int steps, BnMode bn, int[] channels, int paramCount, int stateCount) throws IOException {
         replica.welcome();
         float[] grads = new float[paramCount], state = new float[stateCount];
         for (int s = 0; s < steps; s++) {

@@ -1,4 +1,4 @@
-package dev.syncbn.cli;
+package dev.syncbn.compare;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -12,6 +12,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import dev.syncbn.compare.CompareBn;
 
 class CompareBnTest {
     @TempDir

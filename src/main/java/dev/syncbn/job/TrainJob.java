@@ -1,9 +1,16 @@
-package dev.syncbn.train;
+package dev.syncbn.job;
+
 
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.spark.SparkData;
 import dev.syncbn.spark.SparkEngine;
+import dev.syncbn.spark.SparkSetup;
+import dev.syncbn.train.Engine;
+import dev.syncbn.train.LocalEngine;
+import dev.syncbn.train.Metrics;
+import dev.syncbn.train.TrainConfig;
+import dev.syncbn.train.Trainer;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -21,7 +28,7 @@ public final class TrainJob {
     /** One process, no Spark: the reference trainer. */
     public static Trainer.Outcome local(TrainConfig c, Dataset train, Dataset test, Configuration conf) throws Exception {
         Backend.init();
-        Dataset trainPart = train.head(SparkData.limit(train.size(), c.maxTrain())), testPart = test.head(SparkData.limit(test.size(), c.maxTest()));
+        Dataset trainPart = train.head(Dataset.limit(train.size(), c.maxTrain())), testPart = test.head(Dataset.limit(test.size(), c.maxTest()));
         System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", trainPart.size(), testPart.size(), c.batch(),
                 c.threads());
         try (LocalEngine engine = new LocalEngine(trainPart, testPart, c.batch(), c.lr(), c.seed(), c.threads())) {
@@ -31,7 +38,7 @@ public final class TrainJob {
 
     /** Data-parallel on Spark: W replicas of spark.task.cpus threads each. onEpoch is called after every epoch. */
     public static Trainer.Outcome spark(TrainConfig c, JavaSparkContext sc, SparkData data, Consumer<Metrics.Epoch> onEpoch) throws Exception {
-        int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        int threads = SparkSetup.taskCpus(sc.getConf());
         System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, evaluating on %d%n",
                 sc.master(), c.workers(), c.batchPerWorker(), c.workers() * c.batchPerWorker(), c.bn().text(), threads, data.trainSize(), data.testSize());
         SparkEngine.Settings settings = new SparkEngine.Settings(c.workers(), c.batchPerWorker(), c.bn(), c.lr(), c.seed(), threads, c.failAtStep(),

@@ -1,14 +1,16 @@
-package dev.syncbn.cli;
+package dev.syncbn.compare;
+
 
 import dev.syncbn.data.Sampler;
+import dev.syncbn.job.TrainJob;
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.spark.SparkData;
 import dev.syncbn.spark.SparkEngine;
+import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.Metrics;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.train.TrainJob;
 import dev.syncbn.train.Trainer;
 import java.awt.BasicStroke;
 import java.awt.Color;
@@ -17,11 +19,14 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.text.DecimalFormat;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.ToDoubleFunction;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import org.jfree.chart.ChartUtils;
@@ -30,6 +35,7 @@ import org.jfree.chart.axis.CategoryAxis;
 import org.jfree.chart.axis.CategoryLabelPositions;
 import org.jfree.chart.axis.LogAxis;
 import org.jfree.chart.axis.NumberAxis;
+import org.jfree.chart.axis.NumberTickUnit;
 import org.jfree.chart.plot.CategoryPlot;
 import org.jfree.chart.plot.ValueMarker;
 import org.jfree.chart.plot.XYPlot;
@@ -51,7 +57,7 @@ import org.jfree.data.xy.YIntervalSeriesCollection;
  * evaluated with its running statistics and, with --precise-bn-batches, with recomputed ones. The older
  * design (every W with every b) stays as --design grid.
  */
-final class CompareBn {
+public final class CompareBn {
     /** One configuration: W replicas of b samples, BN mode. */
     record Cell(int workers, int batch, String bn) {
         String id() {
@@ -153,7 +159,7 @@ final class CompareBn {
         return values;
     }
 
-    static void run(Options o) throws Exception {
+    public static void run(Options o) throws Exception {
         List<Cell> cells = cells(o);
         int seeds = o.getInt("seeds", 1), epochs = o.getInt("epochs", 1), maxWorkers = cells.stream().mapToInt(Cell::workers).max().orElseThrow();
         String outDir = o.get("output").isEmpty() ? "out/compare-bn" : o.get("output");
@@ -161,7 +167,7 @@ final class CompareBn {
         long firstSeed = o.getLong("seed");
         // every run needs W task slots at once; in local mode tasks are threads, so unless --master says
         // otherwise, run local[max W] whatever local default spark-submit chose
-        try (SparkSession spark = Main.spark(o, "syncbn-compare-bn", maxWorkers, true); JavaSparkContext sc = new JavaSparkContext(spark.sparkContext())) {
+        try (SparkSession spark = SparkSetup.session("syncbn-compare-bn", o.get("master"), maxWorkers, true); JavaSparkContext sc = new JavaSparkContext(spark.sparkContext())) {
             SparkData data = SparkData.load(spark, o.get("data"), maxWorkers, o.getInt("max-train", 0), o.getInt("max-test", 0));
             double[] perRun = estimate(sc, data, cells, epochs, o.getInt("precise-bn-batches", 0));
             double expected = 0;
@@ -218,20 +224,20 @@ final class CompareBn {
      * idle, so the curve bends at the core count), plus per epoch the measured stage and evaluation overhead.
      */
     private static double[] estimate(JavaSparkContext sc, SparkData data, List<Cell> cells, int epochs, int preciseBatches) throws Exception {
-        java.util.TreeMap<Integer, Cell> probes = new java.util.TreeMap<>();
+        TreeMap<Integer, Cell> probes = new TreeMap<>();
         for (Cell c : cells) probes.putIfAbsent(c.workers(), c);
         int cores = Runtime.getRuntime().availableProcessors();
-        java.util.TreeMap<Integer, Cell> chosen = new java.util.TreeMap<>();
+        TreeMap<Integer, Cell> chosen = new TreeMap<>();
         chosen.put(probes.firstKey(), probes.firstEntry().getValue());
         chosen.put(probes.lastKey(), probes.lastEntry().getValue());
         Map.Entry<Integer, Cell> nearCores = probes.floorEntry(cores);
         if (nearCores != null) chosen.put(nearCores.getKey(), nearCores.getValue());
         System.out.println("== warm-up and timing (not recorded)");
         double evalPerImage = Double.POSITIVE_INFINITY;
-        java.util.TreeMap<Integer, double[]> seconds = new java.util.TreeMap<>(); // W -> {per step, per epoch besides steps}
+        TreeMap<Integer, double[]> seconds = new TreeMap<>(); // W -> {per step, per epoch besides steps}
         List<Cell> rounds = new ArrayList<>(chosen.values());
         rounds.add(0, chosen.lastEntry().getValue()); // the first round warms up the JIT and Spark and is not used
-        int threads = Integer.parseInt(sc.getConf().get("spark.task.cpus", "1"));
+        int threads = SparkSetup.taskCpus(sc.getConf());
         for (int round = 0; round < rounds.size(); round++) {
             Cell c = rounds.get(round);
             int steps = 12;
@@ -340,7 +346,7 @@ final class CompareBn {
         return worst;
     }
 
-    static double meanOver(List<Run> runs, java.util.function.ToDoubleFunction<Metrics.Epoch> f) {
+    static double meanOver(List<Run> runs, ToDoubleFunction<Metrics.Epoch> f) {
         return runs.stream().mapToDouble(r -> f.applyAsDouble(r.last())).average().orElse(Double.NaN);
     }
 
@@ -478,8 +484,8 @@ final class CompareBn {
     private static JFreeChart xyChart(String title, String yLabel, YIntervalSeriesCollection data, boolean zeroLine) {
         LogAxis x = new LogAxis("per-worker batch size b (log scale)");
         x.setBase(2);
-        x.setTickUnit(new org.jfree.chart.axis.NumberTickUnit(1)); // one tick per power of 2
-        x.setNumberFormatOverride(new java.text.DecimalFormat("0"));
+        x.setTickUnit(new NumberTickUnit(1)); // one tick per power of 2
+        x.setNumberFormatOverride(new DecimalFormat("0"));
         NumberAxis y = new NumberAxis(yLabel);
         y.setAutoRangeIncludesZero(zeroLine);
         XYErrorRenderer r = new XYErrorRenderer();

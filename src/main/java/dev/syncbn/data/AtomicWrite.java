@@ -1,4 +1,4 @@
-package dev.syncbn.train;
+package dev.syncbn.data;
 
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -9,6 +9,10 @@ import org.apache.hadoop.fs.CreateFlag;
 import org.apache.hadoop.fs.FileContext;
 import org.apache.hadoop.fs.Options;
 import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.LocatedFileStatus;
+import org.apache.hadoop.fs.RemoteIterator;
 
 /**
  * Writes a file on any Hadoop file system to a temporary name beside it, then renames it over the
@@ -30,7 +34,7 @@ public final class AtomicWrite {
         Path target = new Path(path);
         Path tmp = new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
         if (isLocal(target, conf)) { // raw, without .crc side files (see isLocal); rename(2) replaces the target atomically
-            org.apache.hadoop.fs.FileSystem raw = readerFor(target, conf);
+            FileSystem raw = readerFor(target, conf);
             raw.mkdirs(target.getParent());
             try (DataOutputStream out = raw.create(tmp, true)) {
                 body.write(out);
@@ -59,13 +63,13 @@ public final class AtomicWrite {
      * appended to a metrics CSV) then fails every later read with a checksum error.
      */
     public static boolean isLocal(Path p, Configuration conf) {
-        String scheme = p.toUri().getScheme() != null ? p.toUri().getScheme() : org.apache.hadoop.fs.FileSystem.getDefaultUri(conf).getScheme();
+        String scheme = p.toUri().getScheme() != null ? p.toUri().getScheme() : FileSystem.getDefaultUri(conf).getScheme();
         return scheme == null || scheme.equals("file");
     }
 
     /** The file system to read p with: the raw one for local paths (see isLocal). */
-    public static org.apache.hadoop.fs.FileSystem readerFor(Path p, Configuration conf) throws IOException {
-        return isLocal(p, conf) ? org.apache.hadoop.fs.FileSystem.getLocal(conf).getRaw() : p.getFileSystem(conf);
+    public static FileSystem readerFor(Path p, Configuration conf) throws IOException {
+        return isLocal(p, conf) ? FileSystem.getLocal(conf).getRaw() : p.getFileSystem(conf);
     }
 
     private static Path checksumFile(Path p) {
@@ -78,7 +82,7 @@ public final class AtomicWrite {
     /** Refuses an existing directory unless overwrite, and then unless it carries marker; a caller can check before it starts any work. */
     public static void checkReplaceable(String path, boolean overwrite, String marker, Configuration conf) throws IOException {
         Path target = new Path(path);
-        org.apache.hadoop.fs.FileSystem fs = target.getFileSystem(conf);
+        FileSystem fs = target.getFileSystem(conf);
         if (!fs.exists(target)) return;
         if (!overwrite) throw new IOException(path + " exists; pass --overwrite to replace it");
         if (!fs.exists(new Path(target, marker))) {
@@ -95,13 +99,13 @@ public final class AtomicWrite {
      */
     public static void writeDirectory(String path, boolean overwrite, String marker, Configuration conf, DirectoryBody body) throws IOException {
         Path target = new Path(path);
-        org.apache.hadoop.fs.FileSystem fs = target.getFileSystem(conf);
+        FileSystem fs = target.getFileSystem(conf);
         checkReplaceable(path, overwrite, marker, conf);
         String prefix = "." + target.getName() + ".tmp-";
         if (fs.exists(target.getParent())) {
-            for (org.apache.hadoop.fs.FileStatus st : fs.listStatus(target.getParent(), p -> p.getName().startsWith(prefix))) {
+            for (FileStatus st : fs.listStatus(target.getParent(), p -> p.getName().startsWith(prefix))) {
                 long newest = st.getModificationTime();
-                org.apache.hadoop.fs.RemoteIterator<org.apache.hadoop.fs.LocatedFileStatus> files = fs.listFiles(st.getPath(), true);
+                RemoteIterator<LocatedFileStatus> files = fs.listFiles(st.getPath(), true);
                 while (files.hasNext()) newest = Math.max(newest, files.next().getModificationTime());
                 if (System.currentTimeMillis() - newest > STALE_MILLIS && fs.delete(st.getPath(), true)) {
                     System.out.println("removed " + st.getPath() + ", left by an earlier writer that did not finish");
