@@ -11,6 +11,7 @@ import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.ExecutorHub;
 import dev.syncbn.coord.StepAggregator;
+import dev.syncbn.coord.StepSession;
 import java.io.IOException;
 import java.util.stream.IntStream;
 
@@ -66,12 +67,12 @@ public final class ProtocolBench {
         int[] channels = spec.convWidths();
         BnMode bn = BnMode.parse(mode, workers);
         try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
-            c.startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new Coordinator.StepHandler() {
+            c.session().startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new StepSession.StepHandler() {
                 @Override
                 public void apply(StepAggregator.StepReport r, float[] params) {}
 
                 @Override
-                public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {}
+                public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {}
 
                 @Override
                 public void snapshot() {}
@@ -121,7 +122,7 @@ public final class ProtocolBench {
                 for (int layer = 0; layer < channels.length; layer++) replica.allReduce(layer, true, new double[2 * channels[layer] + 1]);
                 for (int layer = channels.length - 1; layer >= 0; layer--) replica.allReduce(layer, false, new double[2 * channels[layer]]);
             }
-            replica.exchange(32, 1, 1, 0, 0, grads, StepAggregator.statisticsDue(s, steps) ? state : StepAggregator.NO_STATISTICS);
+            replica.exchange(StepAggregator.Contribution.ofReplica(32, 1, 1, 0, 0, grads, StepAggregator.statisticsDue(s, steps) ? state : StepAggregator.NO_STATISTICS));
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.syncbn.coord;
 
+
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -38,9 +39,7 @@ public final class CoordinatorClient implements DriverLink {
         this.epoch = epoch;
         this.paramCount = paramCount;
         this.stateCount = stateCount;
-        int widest = 0;
-        for (int c : bnChannels) widest = Math.max(widest, c);
-        this.maxFrame = 128 + Math.max(4 * (paramCount + stateCount), 8 * ranks.length * (2 * widest + 1));
+        this.maxFrame = Wire.maxFrame(paramCount, stateCount, ranks.length, bnChannels);
         socket = new Socket();
         socket.setReceiveBufferSize(Wire.SOCKET_BUFFER);
         socket.setSendBufferSize(Wire.SOCKET_BUFFER);
@@ -101,18 +100,17 @@ public final class CoordinatorClient implements DriverLink {
     }
 
     @Override
-    public float[] exchange(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS, float[] grads, float[] stateSum)
-            throws IOException {
+    public float[] exchange(StepAggregator.Contribution c) throws IOException {
         Wire.Out f = new Wire.Out(Wire.GRAD);
         f.data.writeInt(epoch);
         f.data.writeInt(step);
-        f.data.writeLong(count);
-        f.data.writeDouble(lossSum);
-        f.data.writeLong(correct);
-        f.data.writeDouble(computeS);
-        f.data.writeDouble(slowestComputeS);
-        f.data.writeDouble(bnWaitS);
-        channel.send(f.floats(grads).floats(stateSum));
+        f.data.writeLong(c.count());
+        f.data.writeDouble(c.lossSum());
+        f.data.writeLong(c.correct());
+        f.data.writeDouble(c.computeS());
+        f.data.writeDouble(c.slowestComputeS());
+        f.data.writeDouble(c.bnWaitS());
+        channel.send(f.floats(c.grad()).floats(c.stateSum()));
         float[] params = Wire.floats(expect(Wire.PARAMS), paramCount);
         step++;
         return params;

@@ -1,5 +1,6 @@
 package dev.syncbn.coord;
 
+
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.Rendezvous;
@@ -102,8 +103,8 @@ public final class ExecutorHub {
         StepAggregator.Totals t = StepAggregator.fold(Arrays.asList(handIns), gradSum, s > 0 ? stateSum : NO_SUMS);
         for (int i = 0; i < p; i++) gradOut[i] = (float) gradSum[i];
         for (int i = 0; i < s; i++) stateOut[i] = (float) stateSum[i];
-        params = link.exchange(t.count(), t.lossSum(), t.correct(), t.computeS(), t.slowestComputeS(), t.bnWaitS(), gradOut,
-                s > 0 ? stateOut : StepAggregator.NO_STATISTICS);
+        params = link.exchange(new StepAggregator.Contribution(t.count(), t.lossSum(), t.correct(), t.computeS(), t.slowestComputeS(), t.bnWaitS(), gradOut,
+                s > 0 ? stateOut : StepAggregator.NO_STATISTICS));
     }
 
     /** One replica's side of the hub: its BN reducer, its welcome and its gradient hand-in. */
@@ -147,13 +148,14 @@ public final class ExecutorHub {
         }
 
         /**
-         * Hands in this replica's gradient report of the step (with its running statistics where
-         * StepAggregator.statisticsDue, else NO_STATISTICS); returns the parameters after the driver's
-         * update, an array shared by the hub's replicas: copy it before the next step.
+         * Hands in this replica's contribution to the step (with its running statistics where
+         * StepAggregator.statisticsDue, else NO_STATISTICS; its slowest compute is its own); returns the
+         * parameters after the driver's update, an array shared by the hub's replicas: copy it before the
+         * next step.
          */
-        public float[] exchange(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grads, float[] state) throws IOException {
+        public float[] exchange(StepAggregator.Contribution contribution) throws IOException {
             try {
-                handIns[index] = new StepAggregator.Contribution(count, lossSum, correct, computeS, computeS, bnWaitS, grads, state);
+                handIns[index] = contribution;
                 rendezvous.await(ExecutorHub.this::handIn);
                 return params; // replaced by the next hand-in, which needs every replica back, so after each has copied it
             } catch (IOException | RuntimeException e) {

@@ -1,5 +1,6 @@
 package dev.syncbn.coord;
 
+
 import dev.syncbn.nn.BnMode;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -22,7 +23,12 @@ public final class StepAggregator {
      * where they are not due).
      */
     public record Contribution(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS, float[] grad,
-            float[] stateSum) {}
+            float[] stateSum) {
+        /** One replica's: it is its own slowest. */
+        public static Contribution ofReplica(long count, double lossSum, long correct, double computeS, double bnWaitS, float[] grad, float[] stateSum) {
+            return new Contribution(count, lossSum, correct, computeS, computeS, bnWaitS, grad, stateSum);
+        }
+    }
 
     /**
      * What all parties of one step handed in, summed (gradSum is the aggregator's own array, valid until

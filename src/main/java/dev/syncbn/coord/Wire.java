@@ -1,11 +1,13 @@
 package dev.syncbn.coord;
 
+
+import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.io.ByteArrayOutputStream;
 import java.util.Arrays;
 
 /**
@@ -83,6 +85,25 @@ final class Wire {
             ByteBuffer.wrap(frame).putInt(payload.length);
             System.arraycopy(payload, 0, frame, 4, payload.length);
             return frame;
+        }
+    }
+
+    /**
+     * The largest frame a side accepts: a gradient frame (with the running statistics), or a BN frame with
+     * a sum for each of at most `groups` sync groups (the service: W; a party: its ranks), plus headers.
+     */
+    static int maxFrame(int paramCount, int stateCount, int groups, int[] bnChannels) {
+        int widest = 0;
+        for (int c : bnChannels) widest = Math.max(widest, c);
+        return 128 + Math.max(4 * (paramCount + stateCount), 8 * groups * (2 * widest + 1));
+    }
+
+    /** The payload of a PARAMS frame. */
+    static byte[] paramsPayload(float[] params) {
+        try {
+            return new Out(PARAMS).floats(params).payload();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e); // a byte array's stream does not fail
         }
     }
 

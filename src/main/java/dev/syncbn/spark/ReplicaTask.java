@@ -139,7 +139,8 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
             net.grads.copyTo(grads);
             boolean statisticsDue = StepAggregator.statisticsDue(step, steps);
             if (statisticsDue) net.state.copyTo(state);
-            net.params.copyFrom(client.exchange(n, r.lossSum(), r.correct(), compute, bnWait, grads, statisticsDue ? state : StepAggregator.NO_STATISTICS));
+            net.params.copyFrom(client.exchange(StepAggregator.Contribution.ofReplica(n, r.lossSum(), r.correct(), compute, bnWait, grads,
+                    statisticsDue ? state : StepAggregator.NO_STATISTICS)));
         }
     }
 }

@@ -3,6 +3,7 @@ package dev.syncbn.spark;
 
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.StepAggregator;
+import dev.syncbn.coord.StepSession;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.Backend;
@@ -199,7 +200,7 @@ public final class SparkEngine implements Engine {
         double[] totals = new double[3];
         // by step (stepDone hears of each step once, even of those a relaunched stage recomputes)
         double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
-        coordinator.startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new Coordinator.StepHandler() {
+        coordinator.session().startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new StepSession.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport report, float[] params) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
@@ -220,7 +221,7 @@ public final class SparkEngine implements Engine {
             }
 
             @Override
-            public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {
+            public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {
                 totals[0] += r.lossSum();
                 totals[1] += r.correct();
                 totals[2] += r.count();
@@ -249,7 +250,7 @@ public final class SparkEngine implements Engine {
         // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
         String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch;
         sc.setJobGroup(group, "syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)", true); // sets the job description too
-        coordinator.onFailure(() -> sc.cancelJobGroup(group));
+        coordinator.session().onFailure(() -> sc.cancelJobGroup(group));
         // Likewise a replica's deterministic failure, which Spark only reports as a failed task.
         AtomicReference<String> replicaFailure = new AtomicReference<>();
         SparkListener deterministic = new SparkListener() {
@@ -268,7 +269,7 @@ public final class SparkEngine implements Engine {
             JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
-            if (coordinator.failure() == null && replicaFailure.get() != null) {
+            if (coordinator.session().failure() == null && replicaFailure.get() != null) {
                 throw new IllegalArgumentException(replicaFailure.get() + " (not retried: it would fail again)", e);
             }
             throw driverFailureOr(e);
@@ -277,9 +278,9 @@ public final class SparkEngine implements Engine {
             sc.clearJobGroup(); // a thread's job group and description stick to every later job of the thread
             sc.setJobDescription(null);
         }
-        if (coordinator.failure() != null) throw driverFailureOr(null);
-        if (coordinator.step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.step() + " of " + steps);
-        net.state.copyFrom(coordinator.state());
+        if (coordinator.session().failure() != null) throw driverFailureOr(null);
+        if (coordinator.session().step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.session().step() + " of " + steps);
+        net.state.copyFrom(coordinator.session().state());
         return new EpochResult(new Totals(totals[0], (long) totals[1], (long) totals[2]), split[0] * 1e3 / steps, split[1] * 1e3 / steps,
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
                 Engine.medianMs(overheadS, steps));
@@ -311,7 +312,7 @@ public final class SparkEngine implements Engine {
 
     /** The coordinator's own failure, with the stage's failure attached, or else the stage's failure. */
     private Exception driverFailureOr(Exception stageFailure) {
-        Throwable driver = coordinator.failure();
+        Throwable driver = coordinator.session().failure();
         if (driver == null) return stageFailure;
         RuntimeException e = driver instanceof RuntimeException re ? re : new IllegalStateException(driver.getMessage(), driver);
         if (stageFailure != null) e.addSuppressed(stageFailure);

@@ -48,7 +48,7 @@ class CoordinatorHostileTest {
     static Coordinator start(int workers, AtomicInteger stepsDone, boolean encrypt, BnMode bn, AtomicInteger applied) throws IOException {
         Coordinator c = new Coordinator("127.0.0.1", workers, bn, P, S, CHANNELS, Coordinator.randomKey(), encrypt);
         float[] params = new float[P];
-        c.startEpoch(1, STEPS, 0, params, new float[S], new Coordinator.StepHandler() {
+        c.session().startEpoch(1, STEPS, 0, params, new float[S], new StepSession.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport r, float[] next) {
                 applied.incrementAndGet();
@@ -57,7 +57,7 @@ class CoordinatorHostileTest {
             }
 
             @Override
-            public void stepDone(StepAggregator.StepReport r, Coordinator.StepTimes t) {
+            public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {
                 stepsDone.incrementAndGet();
             }
 
@@ -166,7 +166,7 @@ class CoordinatorHostileTest {
                 float[] grad = new float[P];
                 for (int i = 0; i < P; i++) grad[i] = (step + 1) * (rank + 1) * 0.01f + i;
                 float[] st = StepAggregator.statisticsDue(step, STEPS) ? statistics(step, rank) : StepAggregator.NO_STATISTICS;
-                params = client.exchange(1, 0.5, 0, 0, 0, 0, grad, st);
+                params = client.exchange(new StepAggregator.Contribution(1, 0.5, 0, 0, 0, 0, grad, st));
             }
             return params;
         }
@@ -312,10 +312,10 @@ class CoordinatorHostileTest {
                 s.socket().getOutputStream().write(new byte[] {0x7f, 0, 0, 0, Wire.GRAD});
                 assertEquals(-1, s.socket().getInputStream().read(), "dropped");
             }
-            assertEquals(at, c.step(), "no step was taken by the attacks");
+            assertEquals(at, c.session().step(), "no step was taken by the attacks");
             float[] got = replica(c, 0, 1, STEPS);
             assertArrayEquals(expected, got);
-            assertArrayEquals(statisticsAtSnapshot(STEPS, 1), c.state(), "the statistics of the epoch's last step");
+            assertArrayEquals(statisticsAtSnapshot(STEPS, 1), c.session().state(), "the statistics of the epoch's last step");
         }
     }
 

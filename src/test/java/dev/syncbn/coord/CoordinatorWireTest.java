@@ -259,7 +259,7 @@ class CoordinatorWireTest {
             assertEquals(2, attempts[0]);
             assertEquals(CoordinatorHostileTest.STEPS, steps.get(), "every step reported once");
             assertEquals(CoordinatorHostileTest.STEPS + broken - snapshot, applied.get(), "steps " + snapshot + " to " + (broken - 1) + " computed twice");
-            assertArrayEquals(CoordinatorHostileTest.statisticsAtSnapshot(CoordinatorHostileTest.STEPS, W), c.state());
+            assertArrayEquals(CoordinatorHostileTest.statisticsAtSnapshot(CoordinatorHostileTest.STEPS, W), c.session().state());
         }
     }
 
