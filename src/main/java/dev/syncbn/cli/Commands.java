@@ -1,5 +1,6 @@
 package dev.syncbn.cli;
 
+
 import dev.syncbn.data.AtomicWrite;
 import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;
@@ -14,9 +15,10 @@ import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TrainConfig;
-import org.apache.hadoop.fs.Path;
+import dev.syncbn.train.Trainer;
 import java.util.Locale;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.Row;
@@ -47,7 +49,7 @@ final class Commands {
         try (JavaSparkContext sc = new JavaSparkContext(sparkConf)) {
             sc.setLogLevel("WARN");
             SparkSession spark = SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
-            TrainJob.spark(c, sc, SparkData.load(spark, o.get("data"), c.workers(), c.maxTrain(), c.maxTest()), e -> {});
+            TrainJob.spark(c, sc, SparkData.load(spark, o.get("data"), c.workers(), c.maxTrain(), c.maxTest()), Trainer.Listener.NONE);
         }
     }
 
@@ -76,7 +78,7 @@ final class Commands {
             SparkData data = SparkData.load(spark, o.get("data"), Math.max(1, sc.defaultParallelism()), split.equals("train") ? max : 0, split.equals("test") ? max : 0);
             checkFits(model, data, o.get("model"), o.get("data"));
             int threads = SparkSetup.taskCpus(sc.getConf());
-            Evaluator.Totals t = SparkEngine.evaluate(split.equals("test") ? data.test() : data.train(), model.spec(), model.params(), model.state(), threads);
+            Evaluator.Evaluation t = SparkEngine.evaluate(split.equals("test") ? data.test() : data.train(), model.spec(), model.params(), model.state(), threads);
             System.out.print(evaluationReport(o.get("model"), split, t, model.spec().classes()));
         }
     }
@@ -90,15 +92,15 @@ final class Commands {
         }
     }
 
-    static String evaluationReport(String model, String split, Evaluator.Totals t, int k) {
+    static String evaluationReport(String model, String split, Evaluator.Evaluation e, int k) {
         StringBuilder b = new StringBuilder(String.format(Locale.ROOT, "model %s on %s split: %d images, loss %.4f, accuracy %.4f%n", model, split,
-                t.count(), t.lossSum() / t.count(), (double) t.correct() / t.count()));
+                e.totals().count(), e.totals().meanLoss(), e.totals().accuracy()));
         b.append("confusion matrix (rows: true class, columns: predicted)\n      ");
         for (int j = 0; j < k; j++) b.append(String.format("%6d", j));
         b.append('\n');
         for (int i = 0; i < k; i++) {
             b.append(String.format("%6d", i));
-            for (int j = 0; j < k; j++) b.append(String.format("%6d", t.confusion()[i * k + j]));
+            for (int j = 0; j < k; j++) b.append(String.format("%6d", e.confusion()[i * k + j]));
             b.append('\n');
         }
         return b.toString();

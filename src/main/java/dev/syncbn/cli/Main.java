@@ -1,7 +1,7 @@
 package dev.syncbn.cli;
 
 import dev.syncbn.bench.Bench;
-import dev.syncbn.compare.CompareBn;
+import dev.syncbn.compare.CompareRunner;
 import dev.syncbn.train.Options;
 import java.io.IOException;
 import java.util.Arrays;
@@ -56,7 +56,7 @@ public final class Main {
             case "train-local" -> Commands.trainLocal(o);
             case "prepare" -> Commands.prepare(o);
             case "evaluate" -> Commands.evaluate(o);
-            case "compare-bn" -> CompareBn.run(o);
+            case "compare-bn" -> CompareRunner.run(o);
             case "bench" -> Bench.run(o);
             case "predict" -> Commands.predict(o);
             default -> throw new IllegalArgumentException("unknown command '" + command + "' (" + String.join(", ", Options.COMMANDS) + ")");

@@ -1,6 +1,7 @@
 package dev.syncbn.coord;
 
 
+
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.Rendezvous;
@@ -100,7 +101,7 @@ public final class ExecutorHub {
             stateSum = new double[s];
             stateOut = new float[s];
         }
-        StepAggregator.Totals t = StepAggregator.fold(Arrays.asList(handIns), gradSum, s > 0 ? stateSum : NO_SUMS);
+        StepAggregator.Sums t = StepAggregator.fold(Arrays.asList(handIns), gradSum, s > 0 ? stateSum : NO_SUMS);
         for (int i = 0; i < p; i++) gradOut[i] = (float) gradSum[i];
         for (int i = 0; i < s; i++) stateOut[i] = (float) stateSum[i];
         params = link.exchange(new StepAggregator.Contribution(t.count(), t.lossSum(), t.correct(), t.computeS(), t.slowestComputeS(), t.bnWaitS(), gradOut,

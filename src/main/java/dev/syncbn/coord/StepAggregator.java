@@ -171,7 +171,7 @@ public final class StepAggregator {
         if (ranksIn != workers) throw new IllegalStateException(ranksIn + " of " + workers + " gradients are in");
         boolean withStatistics = contributions.firstEntry().getValue().stateSum().length > 0; // all parties alike (addGradient)
         double[] state = new double[withStatistics ? stateCount : 0];
-        Totals t = fold(contributions.values(), gradSum, state);
+        Sums t = fold(contributions.values(), gradSum, state);
         float[] meanState = withStatistics ? new float[stateCount] : null;
         for (int i = 0; i < state.length; i++) meanState[i] = (float) (state[i] / workers);
         return new StepReport(epoch, step, gradSum, t.count(), t.lossSum(), t.correct(), meanState, t.computeS() / workers, t.slowestComputeS(),
@@ -179,14 +179,14 @@ public final class StepAggregator {
     }
 
     /** Contributions' figures summed (the slowest replica's compute: the largest). */
-    record Totals(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS) {}
+    record Sums(long count, double lossSum, long correct, double computeS, double slowestComputeS, double bnWaitS) {}
 
     /**
      * Sums contributions, in the order given, into grad and state (overwritten; state empty at a step
      * without statistics) in double precision, the same way for an executor's replicas (ExecutorHub) and
      * for the parties of a step.
      */
-    static Totals fold(Iterable<Contribution> parts, double[] grad, double[] state) {
+    static Sums fold(Iterable<Contribution> parts, double[] grad, double[] state) {
         Arrays.fill(grad, 0);
         Arrays.fill(state, 0);
         long count = 0, correct = 0;
@@ -203,7 +203,7 @@ public final class StepAggregator {
             slowest = Math.max(slowest, c.slowestComputeS());
             bnWait += c.bnWaitS();
         }
-        return new Totals(count, loss, correct, compute, slowest, bnWait);
+        return new Sums(count, loss, correct, compute, slowest, bnWait);
     }
 
     /** Forgets every part of the step in progress (a new step, or a relaunched stage attempt). */

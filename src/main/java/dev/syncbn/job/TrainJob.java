@@ -1,6 +1,7 @@
 package dev.syncbn.job;
 
 
+
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.spark.SparkData;
@@ -8,12 +9,10 @@ import dev.syncbn.spark.SparkEngine;
 import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
-import dev.syncbn.train.Metrics;
 import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.Trainer;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.function.Consumer;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.JavaSparkContext;
 
@@ -32,30 +31,28 @@ public final class TrainJob {
         System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", trainPart.size(), testPart.size(), c.batch(),
                 c.threads());
         try (LocalEngine engine = new LocalEngine(trainPart, testPart, c.batch(), c.lr(), c.seed(), c.threads())) {
-            return run(engine, c, conf, Map.of("batch", Integer.toString(c.batch())), e -> {});
+            return run(engine, c, conf, Map.of("batch", Integer.toString(c.batch())), Trainer.Listener.NONE);
         }
     }
 
-    /** Data-parallel on Spark: W replicas of spark.task.cpus threads each. onEpoch is called after every epoch. */
-    public static Trainer.Outcome spark(TrainConfig c, JavaSparkContext sc, SparkData data, Consumer<Metrics.Epoch> onEpoch) throws Exception {
+    /** Data-parallel on Spark: W replicas of spark.task.cpus threads each; the listener hears of every step and epoch. */
+    public static Trainer.Outcome spark(TrainConfig c, JavaSparkContext sc, SparkData data, Trainer.Listener listener) throws Exception {
         int threads = SparkSetup.taskCpus(sc.getConf());
         System.out.printf("Spark %s: %d replicas x %d = global batch %d, BN %s, %d thread(s) per replica; training on %d images, evaluating on %d%n",
                 sc.master(), c.workers(), c.batchPerWorker(), c.workers() * c.batchPerWorker(), c.bn().text(), threads, data.trainSize(), data.testSize());
-        SparkEngine.Settings settings = new SparkEngine.Settings(c.workers(), c.batchPerWorker(), c.bn(), c.lr(), c.seed(), threads, c.failAtStep(),
-                c.shuffle().equals("partition"));
-        try (SparkEngine engine = new SparkEngine(sc, data, settings)) {
+        try (SparkEngine engine = new SparkEngine(sc, data, c)) {
             System.out.println(engine.channelDescription());
             Map<String, String> shape = new LinkedHashMap<>();
             shape.put("workers", Integer.toString(c.workers()));
             shape.put("batch-per-worker", Integer.toString(c.batchPerWorker()));
             shape.put("bn", c.bn().text());
             shape.put("shuffle", c.shuffle());
-            return run(engine, c, sc.hadoopConfiguration(), shape, onEpoch);
+            return run(engine, c, sc.hadoopConfiguration(), shape, listener);
         }
     }
 
     /** The epochs of any engine; shape: the engine's settings that a resumed run must share. */
-    private static Trainer.Outcome run(Engine engine, TrainConfig c, Configuration conf, Map<String, String> shape, Consumer<Metrics.Epoch> onEpoch)
+    private static Trainer.Outcome run(Engine engine, TrainConfig c, Configuration conf, Map<String, String> shape, Trainer.Listener listener)
             throws Exception {
         // values, not spellings: a run started with --lr 0.001 resumes with --lr 1e-3
         Map<String, String> settings = new LinkedHashMap<>();
@@ -68,8 +65,6 @@ public final class TrainJob {
             engine.adam().withCosineDecay((long) c.epochs() * engine.stepsPerEpoch());
             settings.put("epochs", Integer.toString(c.epochs())); // the schedule's length
         }
-        Trainer.Config cfg = new Trainer.Config(c.epochs(), c.metricsOut(), c.stepLog(), c.checkpointDir(), c.resume(), c.modelOut(), c.progressSeconds(),
-                c.earlyStoppingEpochs(), c.preciseBnBatches(), settings);
-        return new Trainer(cfg, engine, conf).onEpoch(onEpoch).run();
+        return new Trainer(c, settings, engine, conf).listener(listener).run();
     }
 }

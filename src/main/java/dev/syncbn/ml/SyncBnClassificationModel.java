@@ -7,6 +7,7 @@ import dev.syncbn.nn.Buf;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.spark.SparkSetup;
+import dev.syncbn.train.Engine;
 import dev.syncbn.train.ModelFile;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -29,7 +30,6 @@ import org.apache.spark.ml.linalg.VectorUDT;
 import org.apache.spark.ml.linalg.Vectors;
 import org.apache.spark.ml.param.ParamMap;
 import org.apache.spark.ml.util.DefaultParamsReader;
-import org.apache.spark.ml.util.Identifiable$;
 import org.apache.spark.ml.util.MLReader;
 import org.apache.spark.ml.util.MLWritable;
 import org.apache.spark.ml.util.MLWriter;
@@ -38,6 +38,8 @@ import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructType;
 import org.nd4j.linalg.api.buffer.DataType;
+
+import org.apache.spark.ml.util.Identifiable$;
 
 import org.apache.spark.ml.util.DefaultParamsReader$;
 import org.apache.spark.ml.util.DefaultParamsWriter$;
@@ -51,8 +53,6 @@ import org.apache.spark.ml.util.DefaultParamsWriter$;
  */
 public final class SyncBnClassificationModel extends ProbabilisticClassificationModel<Vector, SyncBnClassificationModel> implements MLWritable {
     private static final String MODEL_FILE = "data/model.bin";
-    /** Samples per forward pass on an executor. */
-    static final int BATCH = 256;
 
     private final String uid;
     private final ModelFile model;
@@ -175,7 +175,7 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
         return spark.createDataFrame(rows, out);
     }
 
-    /** Forward passes over a partition's rows, BATCH at a time, each output row its input row and the prediction columns. */
+    /** Forward passes over a partition's rows, Engine.EVALUATION_BATCH at a time, each output row its input row and the prediction columns. */
     static final class Predict implements FlatMapFunction<Iterator<Row>, Row> {
         private final NetSpec spec;
         private final Broadcast<float[][]> weights;
@@ -202,13 +202,13 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
         @Override
         public Iterator<Row> call(Iterator<Row> rows) {
             Backend.init();
-            ConvNet net = new ConvNet(spec, BATCH, threads, DataType.FLOAT);
+            ConvNet net = new ConvNet(spec, Engine.EVALUATION_BATCH, threads, DataType.FLOAT);
             net.params.copyFrom(weights.value()[0]);
             net.state.copyFrom(weights.value()[1]);
             int size = spec.inputSize();
-            byte[] pixels = new byte[BATCH * size];
+            byte[] pixels = new byte[Engine.EVALUATION_BATCH * size];
             return new Iterator<>() {
-                private final List<Row> done = new ArrayList<>(BATCH);
+                private final List<Row> done = new ArrayList<>(Engine.EVALUATION_BATCH);
                 private int next;
 
                 @Override
@@ -218,8 +218,8 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
                         net.close();
                         return false;
                     }
-                    List<Row> in = new ArrayList<>(BATCH);
-                    while (in.size() < BATCH && rows.hasNext()) {
+                    List<Row> in = new ArrayList<>(Engine.EVALUATION_BATCH);
+                    while (in.size() < Engine.EVALUATION_BATCH && rows.hasNext()) {
                         Row r = rows.next();
                         String bad = ImageRows.decode(r.get(featuresIndex), kind, size, pixels, in.size() * size);
                         if (bad != null) throw new IllegalArgumentException("features column '" + featuresCol + "' " + bad + " in row " + r);

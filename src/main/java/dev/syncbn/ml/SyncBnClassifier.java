@@ -1,10 +1,10 @@
 package dev.syncbn.ml;
 
 import dev.syncbn.data.ImageRows;
+import dev.syncbn.job.TrainJob;
 import dev.syncbn.spark.SparkData;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.job.TrainJob;
 import dev.syncbn.train.Trainer;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.ml.attribute.Attribute;
@@ -19,14 +19,15 @@ import org.apache.spark.ml.param.ParamMap;
 import org.apache.spark.ml.param.ParamValidators;
 import org.apache.spark.ml.util.DefaultParamsReader;
 import org.apache.spark.ml.util.DefaultParamsWritable;
-import org.apache.spark.ml.util.Identifiable$;
 import org.apache.spark.ml.util.MLReader;
+import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
-import org.apache.spark.sql.Dataset;
+
+import org.apache.spark.ml.util.Identifiable$;
 
 /**
  * A Spark ML Estimator for the convolutional network with (synchronized) batch norm: fit(DataFrame)
@@ -163,15 +164,15 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
         if ((Integer) getOrDefault(earlyStoppingEpochs) > 0 && valid.isEmpty()) {
             throw new IllegalArgumentException("earlyStoppingEpochs needs validation rows: setValidationIndicatorCol");
         }
-        TrainConfig config = TrainConfig.from(Options.defaults().set("workers", getOrDefault(workers).toString())
-                .set("batch-per-worker", getOrDefault(batchPerWorker).toString()).set("bn", getOrDefault(bnMode)).set("epochs", getOrDefault(epochs).toString())
-                .set("lr", getOrDefault(lr).toString()).set("lr-schedule", getOrDefault(lrSchedule)).set("seed", getOrDefault(seed).toString())
-                .set("checkpoint-dir", getOrDefault(checkpointDir)).set("progress-s", "0")).withEarlyStopping((Integer) getOrDefault(earlyStoppingEpochs));
+        TrainConfig config = TrainConfig.builder().workers((Integer) getOrDefault(workers)).batchPerWorker((Integer) getOrDefault(batchPerWorker))
+                .bn(getOrDefault(bnMode)).epochs((Integer) getOrDefault(epochs)).lr((Double) getOrDefault(lr)).lrSchedule(getOrDefault(lrSchedule))
+                .seed((Long) getOrDefault(seed)).checkpointDir(getOrDefault(checkpointDir)).progressSeconds(0)
+                .earlyStoppingEpochs((Integer) getOrDefault(earlyStoppingEpochs)).build();
         SparkData data = SparkData.fromFrames(trainRows, evalRows, getFeaturesCol(), getLabelCol(), shape[0], shape[1], shape[2], classesFromMetadata(df));
         JavaSparkContext sc = JavaSparkContext.fromSparkContext(df.sparkSession().sparkContext());
         Trainer.Outcome outcome;
         try {
-            outcome = TrainJob.spark(config, sc, data, e -> {});
+            outcome = TrainJob.spark(config, sc, data, Trainer.Listener.NONE);
         } catch (RuntimeException e) {
             throw e;
         } catch (Exception e) {

@@ -1,30 +1,31 @@
 package dev.syncbn.spark;
 
+
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.LocalEngine;
+import dev.syncbn.train.Totals;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.List;
 import java.util.Iterator;
+import java.util.List;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /** Evaluation of one block of test samples in evaluation mode, on an executor. */
-public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, Evaluator.Totals> {
-    /** Sums over test samples; confusion[label * classes + predicted]. */
-    public record Totals(double lossSum, long correct, long count, long[] confusion) implements Serializable {
-        Totals plus(Totals o) {
+public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, Evaluator.Evaluation> {
+    /** Sums over test samples, and the confusion matrix: confusion[label * classes + predicted]. */
+    public record Evaluation(Totals totals, long[] confusion) implements Serializable {
+        Evaluation plus(Evaluation o) {
             long[] c = confusion.clone();
             for (int i = 0; i < c.length; i++) c[i] += o.confusion[i];
-            return new Totals(lossSum + o.lossSum, correct + o.correct, count + o.count, c);
+            return new Evaluation(totals.plus(o.totals), c);
         }
     }
 
-    private static final int BATCH = 256;
     private final NetSpec spec;
     private final float[] params, state;
     private final int threads;
@@ -37,23 +38,22 @@ public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, 
     }
 
     @Override
-    public Iterator<Totals> call(Iterator<Blocks.Block> blocks) {
+    public Iterator<Evaluation> call(Iterator<Blocks.Block> blocks) {
         Backend.init();
         long[] confusion = new long[spec.classes() * spec.classes()];
-        Engine.Totals total = new Engine.Totals(0, 0, 0);
+        Totals total = Totals.NONE;
         List<Blocks.Block> mine = new ArrayList<>();
         blocks.forEachRemaining(mine::add);
-        // a network sized for the samples it will see: one for 256 takes ~150 MB, and many small blocks each paid for it (compare-bn's 32)
-        int batch = Math.max(1, Math.min(BATCH, mine.stream().mapToInt(Blocks.Block::size).max().orElse(1)));
+        // a network sized for the samples it will see: many small blocks each paid for a full one (compare-bn's 32)
+        int batch = Math.max(1, Math.min(Engine.EVALUATION_BATCH, mine.stream().mapToInt(Blocks.Block::size).max().orElse(1)));
         try (ConvNet net = new ConvNet(spec, batch, threads, DataType.FLOAT)) {
             net.params.copyFrom(params);
             net.state.copyFrom(state);
             int[] labels = new int[batch];
             for (Blocks.Block block : mine) {
-                Engine.Totals t = LocalEngine.evaluate(net, block.dataset(), labels, confusion);
-                total = new Engine.Totals(total.lossSum() + t.lossSum(), total.correct() + t.correct(), total.count() + t.count());
+                total = total.plus(LocalEngine.evaluate(net, block.dataset(), labels, confusion));
             }
         }
-        return Collections.singletonList(new Totals(total.lossSum(), total.correct(), total.count(), confusion)).iterator();
+        return Collections.singletonList(new Evaluation(total, confusion)).iterator();
     }
 }

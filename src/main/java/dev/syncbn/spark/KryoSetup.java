@@ -1,9 +1,11 @@
 package dev.syncbn.spark;
 
+
 import com.esotericsoftware.kryo.Kryo;
 import com.esotericsoftware.kryo.Serializer;
 import com.esotericsoftware.kryo.io.Input;
 import com.esotericsoftware.kryo.io.Output;
+import dev.syncbn.train.Totals;
 import org.apache.spark.serializer.KryoRegistrator;
 
 /**
@@ -69,21 +71,21 @@ public final class KryoSetup implements KryoRegistrator {
                 return new SparkData.Check(in.readLong(), in.readInt(), in.readString());
             }
         });
-        kryo.register(Evaluator.Totals.class, new Serializer<Evaluator.Totals>() {
+        kryo.register(Evaluator.Evaluation.class, new Serializer<Evaluator.Evaluation>() {
             @Override
-            public void write(Kryo k, Output out, Evaluator.Totals t) {
-                out.writeDouble(t.lossSum());
-                out.writeLong(t.correct());
-                out.writeLong(t.count());
-                out.writeInt(t.confusion().length);
-                out.writeLongs(t.confusion());
+            public void write(Kryo k, Output out, Evaluator.Evaluation e) {
+                out.writeDouble(e.totals().lossSum());
+                out.writeLong(e.totals().correct());
+                out.writeLong(e.totals().count());
+                out.writeInt(e.confusion().length);
+                out.writeLongs(e.confusion());
             }
 
             @Override
-            public Evaluator.Totals read(Kryo k, Input in, Class<Evaluator.Totals> type) {
+            public Evaluator.Evaluation read(Kryo k, Input in, Class<Evaluator.Evaluation> type) {
                 double loss = in.readDouble();
                 long correct = in.readLong(), count = in.readLong();
-                return new Evaluator.Totals(loss, correct, count, in.readLongs(in.readInt()));
+                return new Evaluator.Evaluation(new Totals(loss, correct, count), in.readLongs(in.readInt()));
             }
         });
     }

@@ -1,18 +1,20 @@
 package dev.syncbn.spark;
 
 
+
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.coord.StepSession;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.Backend;
-import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import dev.syncbn.train.Engine;
+import dev.syncbn.train.Totals;
 import dev.syncbn.train.PreciseBn;
+import dev.syncbn.train.TrainConfig;
 import java.io.IOException;
 import java.io.Serializable;
 import java.util.List;
@@ -44,17 +46,6 @@ import scala.reflect.ClassTag$;
  */
 public final class SparkEngine implements Engine {
     /**
-     * shufflePartitions: each replica keeps its block of the training data for the whole run and
-     * reshuffles within it every epoch (no data moved after the first epoch), instead of the default
-     * global reshuffle across replicas, which gives exactly one process's batches.
-     */
-    public record Settings(int workers, int batchPerWorker, BnMode bn, double lr, long seed, int threadsPerTask, int failAtStep, boolean shufflePartitions) {
-        public Settings(int workers, int batchPerWorker, BnMode bn, double lr, long seed, int threadsPerTask, int failAtStep) {
-            this(workers, batchPerWorker, bn, lr, seed, threadsPerTask, failAtStep, false);
-        }
-    }
-
-    /**
      * Which samples each replica trains on in every step of an epoch. Global shuffle (blockSizes null):
      * DistributedSampler's deal of one seeded permutation of all trainSize samples. Partition shuffle:
      * replica r visits its own block of blockSizes[r] samples in a seeded order of its own, b per step,
@@ -85,7 +76,8 @@ public final class SparkEngine implements Engine {
 
 
     private final JavaSparkContext sc;
-    private final Settings s;
+    private final TrainConfig s;
+    private final int threadsPerTask; // spark.task.cpus
     private final NetSpec spec;
     private final int trainSize, testSize;
     private final JavaRDD<Blocks.Block> trainBlocks, testBlocks;
@@ -96,13 +88,18 @@ public final class SparkEngine implements Engine {
     private final Shares shares;
 
     /** Training and test data from the driver's memory, shipped to the executors as W blocks each. */
-    public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, Settings s) throws IOException {
-        this(sc, SparkData.of(sc, train, test, Math.max(1, s.workers())), s);
+    public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, TrainConfig s) throws IOException {
+        this(sc, SparkData.of(sc, train, test, s.workers()), s);
     }
 
-    public SparkEngine(JavaSparkContext sc, SparkData data, Settings s) throws IOException {
-        if (s.workers() < 1) throw new IllegalArgumentException("--workers must be at least 1, got " + s.workers());
-        if (s.batchPerWorker() < 1) throw new IllegalArgumentException("--batch-per-worker must be at least 1, got " + s.batchPerWorker());
+    /** The engine of the run s (of it: workers, batchPerWorker, bn, lr, seed, shuffle, failAtStep), each replica with spark.task.cpus threads. */
+    public SparkEngine(JavaSparkContext sc, SparkData data, TrainConfig s) throws IOException {
+        this(sc, data, s, SparkSetup.taskCpus(sc.getConf()));
+    }
+
+    /** threadsPerTask: what the replicas are told spark.task.cpus is (tests give them a number they refuse). */
+    SparkEngine(JavaSparkContext sc, SparkData data, TrainConfig s, int threadsPerTask) throws IOException {
+        this.threadsPerTask = threadsPerTask;
         int slots = SparkSetup.taskSlots(sc);
         if (s.workers() > slots) {
             throw new IllegalArgumentException("--workers " + s.workers() + " needs " + s.workers() + " task slots at once (a barrier stage), but "
@@ -131,7 +128,7 @@ public final class SparkEngine implements Engine {
         } else {
             this.shares = new Shares(trainSize, s.workers(), s.batchPerWorker(), null);
         }
-        checkMemory(sc, s, shares, spec);
+        checkMemory(sc, s, shares, spec, threadsPerTask);
         this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths(), key.key(),
                 key.encrypt());
     }
@@ -141,14 +138,13 @@ public final class SparkEngine implements Engine {
      * (ND4J's buffers; JavaCPP's limit, which is the JVM's -Xmx unless org.bytedeco.javacpp.maxbytes says
      * otherwise): each replica is sized by the samples it can get, at most b.
      */
-    static void checkMemory(JavaSparkContext sc, Settings s, Shares shares, NetSpec spec) {
+    static void checkMemory(JavaSparkContext sc, TrainConfig s, Shares shares, NetSpec spec, int threadsPerTask) {
         int largest = 0;
         for (int r = 0; r < s.workers(); r++) largest = Math.max(largest, shares.samplesOf(r));
-        long perReplica = ConvNet.bytesFor(spec, replicaBatch(s.batchPerWorker(), largest), s.threadsPerTask());
-        int cpusPerTask = SparkSetup.taskCpus(sc.getConf());
+        long perReplica = ConvNet.bytesFor(spec, replicaBatch(s.batchPerWorker(), largest), threadsPerTask);
         // replicas that share an executor JVM: all of them in local mode; else as many as its cores hold (if
         // spark.executor.cores is not set, one: this check refuses only what surely cannot fit)
-        int together = sc.isLocal() ? s.workers() : Math.min(s.workers(), Math.max(1, sc.getConf().getInt("spark.executor.cores", 1) / cpusPerTask));
+        int together = sc.isLocal() ? s.workers() : Math.min(s.workers(), Math.max(1, sc.getConf().getInt("spark.executor.cores", 1) / Math.max(1, threadsPerTask)));
         long limit = sc.isLocal() ? Pointer.maxBytes() : sc.getConf().getSizeAsBytes("spark.executor.memory", "1g");
         if ((double) perReplica * together > limit) {
             throw new IllegalArgumentException(String.format(Locale.ROOT,
@@ -244,7 +240,7 @@ public final class SparkEngine implements Engine {
         JavaRDD<Blocks.Part> parts = s.shufflePartitions()
                 ? trainBlocks.mapPartitionsWithIndex((rank, blocks) -> List.of(Blocks.shuffledWithin(blocks.next(), rank, seed, epoch)).iterator(), true)
                 : trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers)).partitionBy(new Blocks.ReplicaPartitioner(w)).values();
-        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shares, spec, s.bn(), s.threadsPerTask(), epoch,
+        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shares, spec, s.bn(), threadsPerTask, epoch,
                 s.failAtStep()));
         // A failure the driver knows to be deterministic (a non-finite loss) cancels the epoch's job at once:
         // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
@@ -290,7 +286,7 @@ public final class SparkEngine implements Engine {
     @Override
     public void preciseBn(int batches) {
         long blocks = trainBlocks.count();
-        int perBlock = (int) ((batches + blocks - 1) / blocks), b = s.batchPerWorker(), threads = s.threadsPerTask();
+        int perBlock = (int) ((batches + blocks - 1) / blocks), b = s.batchPerWorker(), threads = threadsPerTask;
         NetSpec spec = this.spec;
         float[] params = net.params.toFloats(), state = net.state.toFloats();
         double[] sums = trainBlocks.map(block -> {
@@ -321,14 +317,13 @@ public final class SparkEngine implements Engine {
 
     @Override
     public Totals evaluate() {
-        if (testSize == 0) return new Totals(0, 0, 0); // nothing to evaluate on (an Estimator without a validation set)
-        Evaluator.Totals t = evaluate(testBlocks, spec, net.params.toFloats(), net.state.toFloats(), s.threadsPerTask());
-        return new Totals(t.lossSum(), t.correct(), t.count());
+        if (testSize == 0) return Totals.NONE; // nothing to evaluate on (an Estimator without a validation set)
+        return evaluate(testBlocks, spec, net.params.toFloats(), net.state.toFloats(), threadsPerTask).totals();
     }
 
     /** Evaluation of a model over blocks of samples, one task per block, summed on the driver. */
-    public static Evaluator.Totals evaluate(JavaRDD<Blocks.Block> blocks, NetSpec spec, float[] params, float[] state, int threads) {
-        return blocks.mapPartitions(new Evaluator(spec, params, state, threads)).reduce(Evaluator.Totals::plus);
+    public static Evaluator.Evaluation evaluate(JavaRDD<Blocks.Block> blocks, NetSpec spec, float[] params, float[] state, int threads) {
+        return blocks.mapPartitions(new Evaluator(spec, params, state, threads)).reduce(Evaluator.Evaluation::plus);
     }
 
     @Override

@@ -1,25 +1,21 @@
 package dev.syncbn.train;
 
-import java.util.Map;
+
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.optim.Adam;
 import java.util.Arrays;
+import java.util.Map;
 
 /**
  * What computes the steps of an epoch: one process (LocalEngine) or Spark replicas. The Trainer around
  * it owns the epochs, shuffles, metrics, checkpoints and resume, so every engine gets them the same way.
  */
 public interface Engine extends AutoCloseable {
-    /** Sums over a set of samples. */
-    record Totals(double lossSum, long correct, long count) {
-        public double meanLoss() {
-            return count == 0 ? Double.NaN : lossSum / count;
-        }
-
-        public double accuracy() {
-            return count == 0 ? Double.NaN : (double) correct / count;
-        }
-    }
+    /**
+     * Samples per forward pass in evaluation and prediction on the executors (no backward: a network for
+     * 256 takes ~150 MB); fewer where a block has fewer.
+     */
+    int EVALUATION_BATCH = 256;
 
     /**
      * An epoch's totals, the mean split of its step time, and the medians of a step's time and of its time

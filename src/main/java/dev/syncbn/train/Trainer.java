@@ -1,15 +1,15 @@
 package dev.syncbn.train;
 
+
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import java.util.Locale;
-import java.util.function.Consumer;
 
 /**
  * The epoch loop around an Engine: evaluation after every epoch, one line and one metrics row per
@@ -18,36 +18,42 @@ import java.util.function.Consumer;
  */
 public final class Trainer {
     /**
-     * earlyStoppingEpochs: stop after that many epochs without a lower evaluation loss, and make the best
-     * epoch's model the outcome (0: train every epoch; the outcome is the last). preciseBnBatches: after
-     * the last epoch, replace the running statistics with those of that many training batches through
-     * the final network (precise BN; 0: keep them). settings: what a resumed run must share with the
-     * checkpoint it resumes.
-     */
-    public record Config(int epochs, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut,
-            double progressSeconds, int earlyStoppingEpochs, int preciseBnBatches, Map<String, String> settings) {}
-
-    /**
      * The epochs trained in this run, the model it produced (the best epoch's with early stopping), and
      * with precise BN the evaluation after it (else null).
      */
-    public record Outcome(List<Metrics.Epoch> epochs, ModelFile model, Engine.Totals preciseBnEvaluation) {}
+    public record Outcome(List<Metrics.Epoch> epochs, ModelFile model, Totals preciseBnEvaluation) {}
 
     private static final String CHECKPOINT_PREFIX = "epoch-", CHECKPOINT_SUFFIX = ".model";
 
-    private final Config cfg;
+    private final TrainConfig cfg;
+    private final Map<String, String> settings;
     private final Engine engine;
     private final Configuration conf;
-    private Consumer<Metrics.Epoch> onEpoch = e -> {};
+    private Listener listener = Listener.NONE;
 
-    /** Called after every epoch, once its row is written. */
-    public Trainer onEpoch(Consumer<Metrics.Epoch> listener) {
-        this.onEpoch = listener;
+    /** What a caller hears of a run as it goes. */
+    public interface Listener {
+        Listener NONE = new Listener() {};
+
+        /** After each step, with the run's step number (from 1) and the step's global mean loss. */
+        default void step(long step, double loss) {}
+
+        /** After every epoch, once its row is written. */
+        default void epoch(Metrics.Epoch row) {}
+    }
+
+    public Trainer listener(Listener listener) {
+        this.listener = listener;
         return this;
     }
 
-    public Trainer(Config cfg, Engine engine, Configuration conf) {
+    /**
+     * cfg: the run (of it the Trainer reads the epochs, the outputs, resume, early stopping, precise BN
+     * and the progress interval); settings: what a resumed run must share with the checkpoint it resumes.
+     */
+    public Trainer(TrainConfig cfg, Map<String, String> settings, Engine engine, Configuration conf) {
         this.cfg = cfg;
+        this.settings = settings;
         this.engine = engine;
         this.conf = conf;
         if (cfg.resume() && cfg.checkpointDir().isEmpty()) throw new IllegalArgumentException("--resume needs --checkpoint-dir");
@@ -100,6 +106,7 @@ public final class Trainer {
             long[] lastPrint = {t0};
             Engine.EpochResult result = engine.trainEpoch(epoch, (step, steps, stepLoss, soFar) -> {
                 stepLog.add(String.format(Locale.ROOT, "%d,%.8f", ++globalStep[0], stepLoss));
+                listener.step(globalStep[0], stepLoss);
                 long now = System.nanoTime();
                 if (cfg.progressSeconds() > 0 && (now - lastPrint[0]) / 1e9 >= cfg.progressSeconds() && step + 1 < steps) {
                     lastPrint[0] = now;
@@ -108,7 +115,7 @@ public final class Trainer {
                 }
             });
             double trainSeconds = (System.nanoTime() - t0) / 1e9;
-            Engine.Totals train = result.totals(), test = engine.evaluate();
+            Totals train = result.totals(), test = engine.evaluate();
             double seconds = (System.nanoTime() - t0) / 1e9;
             Metrics.Epoch row = new Metrics.Epoch(epoch, train.meanLoss(), train.accuracy(), test.meanLoss(), test.accuracy(), seconds,
                     train.count() / trainSeconds, result.computeMs(), result.bnSyncMs(), result.exchangeMs(), result.updateMs(), result.stepMsMedian(),
@@ -118,16 +125,16 @@ public final class Trainer {
             metrics.flush();
             stepLog.flush();
             done.add(row);
-            onEpoch.accept(row);
+            listener.epoch(row);
             lastEpoch = epoch;
             if (!cfg.checkpointDir().isEmpty()) {
-                engine.snapshot(epoch, cfg.settings()).save(checkpointPath(cfg.checkpointDir(), epoch), conf);
+                engine.snapshot(epoch, settings).save(checkpointPath(cfg.checkpointDir(), epoch), conf);
             }
             if (cfg.earlyStoppingEpochs() > 0 && test.count() > 0) {
                 if (test.meanLoss() < bestLoss) {
                     bestLoss = test.meanLoss();
                     bestEpoch = epoch;
-                    best = engine.snapshot(epoch, cfg.settings());
+                    best = engine.snapshot(epoch, settings);
                 } else if (epoch - bestEpoch >= cfg.earlyStoppingEpochs()) {
                     System.out.printf(Locale.ROOT, "early stopping after epoch %d: no lower evaluation loss than epoch %d's %.4f for %d epochs%n", epoch,
                             bestEpoch, bestLoss, cfg.earlyStoppingEpochs());
@@ -135,14 +142,14 @@ public final class Trainer {
                 }
             }
         }
-        Engine.Totals precise = null;
+        Totals precise = null;
         if (cfg.preciseBnBatches() > 0 && best == null && lastEpoch >= start) {
             engine.preciseBn(cfg.preciseBnBatches());
             precise = engine.evaluate();
             System.out.printf(Locale.ROOT, "precise BN (running statistics of %d training batches through the final network): test loss %.4f acc %.4f%n",
                     cfg.preciseBnBatches(), precise.meanLoss(), precise.accuracy());
         }
-        ModelFile outcome = best != null ? best : engine.snapshot(lastEpoch, cfg.settings());
+        ModelFile outcome = best != null ? best : engine.snapshot(lastEpoch, settings);
         if (!cfg.modelOut().isEmpty()) {
             outcome.save(cfg.modelOut(), conf);
             System.out.println("model saved to " + cfg.modelOut() + (best != null ? " (epoch " + bestEpoch + ", the lowest evaluation loss)" : ""));
@@ -152,7 +159,7 @@ public final class Trainer {
 
     /** A checkpoint only continues the run it came from: the settings that shape the run must agree. */
     private void checkSameRun(Map<String, String> saved, String path) {
-        for (Map.Entry<String, String> e : cfg.settings().entrySet()) {
+        for (Map.Entry<String, String> e : settings.entrySet()) {
             String was = saved.get(e.getKey());
             if (was != null && !was.equals(e.getValue())) {
                 throw new IllegalArgumentException("cannot resume from " + path + ": it was trained with --" + e.getKey() + " " + was

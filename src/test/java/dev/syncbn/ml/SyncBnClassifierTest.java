@@ -109,7 +109,7 @@ class SyncBnClassifierTest {
         int n = 256;
         TrainConfig config = TrainConfig.from(Options.defaults().set("workers", "2").set("batch-per-worker", "16").set("bn", "sync").set("epochs", "1")
                 .set("seed", "7").set("progress-s", "0"));
-        Trainer.Outcome cli = TrainJob.spark(config, sc, SparkData.of(sc, train.head(n), test.head(100), 2), e -> {});
+        Trainer.Outcome cli = TrainJob.spark(config, sc, SparkData.of(sc, train.head(n), test.head(100), 2), Trainer.Listener.NONE);
         // rows in the order of the data set: the estimator numbers them in the frame's order, as the CLI does
         org.apache.spark.sql.Dataset<Row> rows = frame(train, 0, n, Column.VECTOR, n);
         SyncBnClassificationModel fromVectors = classifier().fit(rows);
@@ -133,7 +133,7 @@ class SyncBnClassifierTest {
         // batched predictions on the executors agree with the engine's own distributed evaluation
         SyncBnClassificationModel model = (SyncBnClassificationModel) pipeline.stages()[0];
         ModelFile m = model.modelFile();
-        long correct = SparkEngine.evaluate(SparkData.of(sc, test.head(500), test.head(0), 2).train(), m.spec(), m.params(), m.state(), 1).correct();
+        long correct = SparkEngine.evaluate(SparkData.of(sc, test.head(500), test.head(0), 2).train(), m.spec(), m.params(), m.state(), 1).totals().correct();
         assertEquals(correct, Math.round(accuracy * 500));
         Row first = scored.first();
         Vector p = first.getAs("probability");

@@ -11,6 +11,7 @@ import dev.syncbn.data.Dataset;
 import dev.syncbn.data.IdxReader;
 import dev.syncbn.data.ParquetData;
 import dev.syncbn.train.TestData;
+import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.Trainer;
 import java.nio.file.Path;
 import java.util.Map;
@@ -69,8 +70,9 @@ class HdfsTest {
     }
 
     private static float[] train(JavaSparkContext sc, Dataset train, Dataset test, int epochs, String ckpt, boolean resume, Configuration conf) throws Exception {
-        try (SparkEngine e = new SparkEngine(sc, train, test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 3, 1, -1))) {
-            new Trainer(new Trainer.Config(epochs, ckpt + "-metrics.csv", "", ckpt, resume, "", 0, 0, 0, Map.of()), e, conf).run();
+        try (SparkEngine e = new SparkEngine(sc, train, test, TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e-3).seed(3).build())) {
+            new Trainer(TrainConfig.builder().epochs(epochs).metricsOut(ckpt + "-metrics.csv").checkpointDir(ckpt).resume(resume).progressSeconds(0).build(),
+                    Map.of(), e, conf).run();
             return e.snapshot(epochs, Map.of()).params();
         }
     }

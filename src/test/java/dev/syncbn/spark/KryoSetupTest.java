@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import com.esotericsoftware.kryo.Kryo;
 import com.esotericsoftware.kryo.io.Input;
 import com.esotericsoftware.kryo.io.Output;
+import dev.syncbn.train.Totals;
 import org.junit.jupiter.api.Test;
 
 /** Every class the job ships through Kryo is registered: with registration required, each round-trips. */
@@ -31,8 +32,9 @@ class KryoSetupTest {
         assertArrayEquals(new byte[] {9, 9}, p.pixels());
         assertEquals(new SparkData.Check(5, 3, "bad"), roundTrip(kryo, new SparkData.Check(5, 3, "bad")));
         assertEquals(new SparkData.Check(5, 3, null), roundTrip(kryo, new SparkData.Check(5, 3, null)));
-        Evaluator.Totals t = roundTrip(kryo, new Evaluator.Totals(1.5, 2, 3, new long[] {1, 2}));
+        Evaluator.Evaluation t = roundTrip(kryo, new Evaluator.Evaluation(new Totals(1.5, 2, 3), new long[] {1, 2}));
         assertArrayEquals(new long[] {1, 2}, t.confusion());
+        assertEquals(new Totals(1.5, 2, 3), t.totals());
         assertArrayEquals(new float[] {1, 2}, roundTrip(kryo, new float[][] {{1, 2}, {3}})[0]);
     }
 }

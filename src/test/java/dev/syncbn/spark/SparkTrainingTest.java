@@ -17,6 +17,7 @@ import dev.syncbn.train.Engine;
 import dev.syncbn.train.PreciseBn;
 import dev.syncbn.train.LocalEngine;
 import dev.syncbn.train.ModelFile;
+import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.TestData;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,6 +26,7 @@ import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import dev.syncbn.train.Totals;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import dev.syncbn.data.ParquetData;
@@ -67,8 +69,8 @@ class SparkTrainingTest {
     static Run runSpark(int n, int workers, int batch, String bn, int epochs, int failAtStep, boolean shufflePartitions) throws Exception {
         Dataset data = train.head(n);
         List<Double> losses = new ArrayList<>();
-        try (SparkEngine e = new SparkEngine(sc, data, test, new SparkEngine.Settings(workers, batch, BnMode.parse(bn, workers), 1e-3, 7, 1, failAtStep,
-                shufflePartitions))) {
+        try (SparkEngine e = new SparkEngine(sc, data, test, TrainConfig.builder().workers(workers).batchPerWorker(batch).bn(bn).lr(1e-3).seed(7)
+                .failAtStep(failAtStep).shuffle(shufflePartitions ? "partition" : "global").build())) {
             for (int epoch = 1; epoch <= epochs; epoch++) {
                 e.trainEpoch(epoch, (s, steps, loss, soFar) -> losses.add(loss));
             }
@@ -120,7 +122,7 @@ class SparkTrainingTest {
 
     @Test
     void inLocalModeTheReplicasCallTheDriversServiceWithoutASocket() throws Exception {
-        try (SparkEngine e = new SparkEngine(sc, train.head(128), test, new SparkEngine.Settings(4, 8, BnMode.parse("group:2", 4), 1e-3, 7, 1, -1))) {
+        try (SparkEngine e = new SparkEngine(sc, train.head(128), test, TrainConfig.builder().workers(4).batchPerWorker(8).bn("group:2").lr(1e-3).seed(7).build())) {
             Engine.EpochResult r = e.trainEpoch(1, (s, steps, loss, soFar) -> {});
             assertEquals(4, e.stepsPerEpoch());
             assertArrayEquals(new long[] {0, 0}, e.coordinatorBytes(), "bytes through the coordination service's sockets");
@@ -258,21 +260,21 @@ class SparkTrainingTest {
         long perSample = ConvNet.bytesFor(spec, 2, 1) - ConvNet.bytesFor(spec, 1, 1);
         assertTrue(perSample > 28 * 28 * 32 * 4, "at least the first convolution's output: " + perSample);
         int b = (int) Math.min(Integer.MAX_VALUE / 2, Pointer.maxBytes() / perSample + 1);
-        SparkEngine.Settings settings = new SparkEngine.Settings(2, b, BnMode.parse("sync", 2), 1e-3, 7, 1, -1);
+        TrainConfig settings = TrainConfig.builder().workers(2).batchPerWorker(b).bn("sync").lr(1e-3).seed(7).build();
         SparkEngine.Shares shares = new SparkEngine.Shares(2 * b, 2, b, null);
-        String m = assertThrows(IllegalArgumentException.class, () -> SparkEngine.checkMemory(sc, settings, shares, spec)).getMessage();
+        String m = assertThrows(IllegalArgumentException.class, () -> SparkEngine.checkMemory(sc, settings, shares, spec, 1)).getMessage();
         assertTrue(m.startsWith("--batch-per-worker " + b + ": a replica of up to " + b + " samples needs at least") && m.contains("MB of off-heap memory")
                 && m.contains("--driver-memory"), m);
-        SparkEngine.checkMemory(sc, settings, new SparkEngine.Shares(64, 2, b, null), spec); // 32 samples each: fits
+        SparkEngine.checkMemory(sc, settings, new SparkEngine.Shares(64, 2, b, null), spec, 1); // 32 samples each: fits
     }
 
     @org.junit.jupiter.api.io.TempDir
     Path dir;
 
     private float[] trainWithTrainer(int epochs, String ckpt, boolean resume) throws Exception {
-        try (SparkEngine e = new SparkEngine(sc, train.head(192), test, new SparkEngine.Settings(2, 16, BnMode.parse("local", 2), 1e-3, 7, 1, -1))) {
+        try (SparkEngine e = new SparkEngine(sc, train.head(192), test, TrainConfig.builder().workers(2).batchPerWorker(16).bn("local").lr(1e-3).seed(7).build())) {
             e.adam().withCosineDecay(3L * e.stepsPerEpoch());
-            new Trainer(new Trainer.Config(epochs, "", "", ckpt, resume, "", 0, 0, 0, Map.of("bn", "local")), e,
+            new Trainer(TrainConfig.builder().epochs(epochs).checkpointDir(ckpt).resume(resume).progressSeconds(0).build(), Map.of("bn", "local"), e,
                     new Configuration()).run();
             return e.snapshot(epochs, Map.of()).params();
         }
@@ -293,7 +295,7 @@ class SparkTrainingTest {
         SparkSession spark = SparkSession.builder().sparkContext(sc.sc()).getOrCreate();
         String dir = this.dir.resolve("prepared").toString();
         ParquetData.prepare(spark, train.head(400), smallTest, dir, 3, false);
-        SparkEngine.Settings settings = new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 1, -1);
+        TrainConfig settings = TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e-3).seed(7).build();
         float[] fromDriver, fromParquet;
         try (SparkEngine e = new SparkEngine(sc, small, smallTest, settings)) {
             e.trainEpoch(1, (s, steps, loss, soFar) -> {});
@@ -313,29 +315,29 @@ class SparkTrainingTest {
     void configurationsThatCannotRunAreRefusedBeforeStarting() {
         Dataset d = train.head(64);
         String m = assertThrows(IllegalArgumentException.class,
-                () -> new SparkEngine(sc, d, test, new SparkEngine.Settings(5, 8, BnMode.parse("sync", 5), 1e-3, 1, 1, -1))).getMessage();
+                () -> new SparkEngine(sc, d, test, TrainConfig.builder().workers(5).batchPerWorker(8).bn("sync").lr(1e-3).seed(1).build())).getMessage();
         assertTrue(m.contains("--workers 5") && m.contains("4"), m);
         m = assertThrows(IllegalArgumentException.class, () -> BnMode.parse("group:3", 4)).getMessage();
         assertTrue(m.contains("group:3") && m.contains("divide"), m);
         m = assertThrows(IllegalArgumentException.class,
-                () -> new SparkEngine(sc, d, test, new SparkEngine.Settings(2, 0, BnMode.parse("sync", 2), 1e-3, 1, 1, -1))).getMessage();
+                () -> new SparkEngine(sc, d, test, TrainConfig.builder().workers(2).batchPerWorker(0).bn("sync").lr(1e-3).seed(1).build())).getMessage();
         assertTrue(m.contains("--batch-per-worker"), m);
         assertThrows(IllegalArgumentException.class, () -> BnMode.parse("global", 4));
     }
 
     @Test
     void evaluationIsDistributedAndMatchesTheLocalOne() throws Exception {
-        try (SparkEngine e = new SparkEngine(sc, train.head(64), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 1, -1));
+        try (SparkEngine e = new SparkEngine(sc, train.head(64), test, TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e-3).seed(7).build());
                 LocalEngine l = new LocalEngine(train.head(64), test, 32, 1e-3, 7, 2)) {
-            Engine.Totals a = e.evaluate(), b = l.evaluate();
-            Evaluator.Totals withConfusion = SparkEngine.evaluate(sc.parallelize(Blocks.split(test, 3), 3), NetSpec.defaultFor(1, 28, 28, 10),
+            Totals a = e.evaluate(), b = l.evaluate();
+            Evaluator.Evaluation withConfusion = SparkEngine.evaluate(sc.parallelize(Blocks.split(test, 3), 3), NetSpec.defaultFor(1, 28, 28, 10),
                     e.snapshot(0, Map.of()).params(), e.snapshot(0, Map.of()).state(), 1);
             long total = 0, diagonal = 0;
             for (int i = 0; i < 100; i++) total += withConfusion.confusion()[i];
             for (int i = 0; i < 10; i++) diagonal += withConfusion.confusion()[i * 11];
             assertEquals(test.size(), total);
-            assertEquals(withConfusion.correct(), diagonal);
-            assertEquals(b.correct(), withConfusion.correct());
+            assertEquals(withConfusion.totals().correct(), diagonal);
+            assertEquals(b.correct(), withConfusion.totals().correct());
             assertEquals(test.size(), a.count());
             assertEquals(b.correct(), a.correct());
             assertEquals(b.lossSum(), a.lossSum(), 1e-3 * Math.abs(b.lossSum()));
@@ -345,7 +347,7 @@ class SparkTrainingTest {
     @Test
     void preciseBnAveragesTheBatchStatisticsOfTheFinalNetwork() throws Exception {
         Dataset data = train.head(64);
-        try (SparkEngine e = new SparkEngine(sc, data, test.head(50), new SparkEngine.Settings(2, 32, BnMode.parse("local", 2), 1e-3, 7, 1, -1))) {
+        try (SparkEngine e = new SparkEngine(sc, data, test.head(50), TrainConfig.builder().workers(2).batchPerWorker(32).bn("local").lr(1e-3).seed(7).build())) {
             e.trainEpoch(1, (s, steps, loss, soFar) -> {});
             float[] params = e.snapshot(1, Map.of()).params();
             e.preciseBn(2);
@@ -383,7 +385,8 @@ class SparkTrainingTest {
     @Test
     void aReplicasDeterministicFailureIsNotRetried() throws Throwable {
         int relaunches = relaunchesDuring(() -> {
-            try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e-3, 7, 0, -1))) {
+            try (SparkEngine e = new SparkEngine(sc, SparkData.of(sc, train.head(640), test, 2),
+                    TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e-3).seed(7).build(), 0)) {
                 String m = assertThrows(IllegalArgumentException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
                 assertTrue(m.contains("failed in epoch 1: threads must be at least 1, got 0") && m.contains("not retried"), m);
             }
@@ -394,7 +397,7 @@ class SparkTrainingTest {
     @Test
     void aNonFiniteLossEndsTheEpochAtOnceWithoutRelaunchingTheStage() throws Throwable {
         int relaunches = relaunchesDuring(() -> {
-            try (SparkEngine e = new SparkEngine(sc, train.head(640), test, new SparkEngine.Settings(2, 16, BnMode.parse("sync", 2), 1e30, 7, 1, -1))) {
+            try (SparkEngine e = new SparkEngine(sc, train.head(640), test, TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e30).seed(7).build())) {
                 String m = assertThrows(IllegalStateException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
                 assertTrue(m.matches(".*epoch 1 step \\d+ is (NaN|Infinity|-Infinity).*"), m);
             }

@@ -27,8 +27,8 @@ class TrainerTest {
     private List<Metrics.Epoch> run(Dataset train, Dataset test, int epochs, long seed, String ckpt, boolean resume, String metrics,
             float[][] paramsOut) throws Exception {
         try (LocalEngine engine = new LocalEngine(train, test, 32, 1e-3, seed, 2)) {
-            Trainer.Config cfg = new Trainer.Config(epochs, metrics, "", ckpt, resume, "", 0, 0, 0, Map.of("seed", Long.toString(seed), "batch", "32"));
-            List<Metrics.Epoch> rows = new Trainer(cfg, engine, conf).run().epochs();
+            TrainConfig cfg = TrainConfig.builder().epochs(epochs).metricsOut(metrics).checkpointDir(ckpt).resume(resume).progressSeconds(0).build();
+            List<Metrics.Epoch> rows = new Trainer(cfg, Map.of("seed", Long.toString(seed), "batch", "32"), engine, conf).run().epochs();
             if (paramsOut != null) paramsOut[0] = engine.snapshot(epochs, Map.of()).params();
             return rows;
         }
@@ -127,8 +127,8 @@ class TrainerTest {
         String good = Trainer.latestCheckpoint(ckpt, conf);
         byte[] before = Files.readAllBytes(java.nio.file.Path.of(new org.apache.hadoop.fs.Path(good).toUri().getPath()));
         try (LocalEngine engine = new LocalEngine(train, test, 32, 1e30, 5, 2)) { // an absurd learning rate blows up within a few steps
-            Trainer.Config cfg = new Trainer.Config(3, "", "", ckpt, true, "", 0, 0, 0, Map.of());
-            String m = assertThrows(IllegalStateException.class, () -> new Trainer(cfg, engine, conf).run()).getMessage();
+            TrainConfig cfg = TrainConfig.builder().epochs(3).checkpointDir(ckpt).resume(true).progressSeconds(0).build();
+            String m = assertThrows(IllegalStateException.class, () -> new Trainer(cfg, Map.of(), engine, conf).run()).getMessage();
             assertTrue(m.matches(".*epoch 2 step \\d+ is (NaN|Infinity|-Infinity).*"), m);
         }
         assertEquals(good, Trainer.latestCheckpoint(ckpt, conf));
