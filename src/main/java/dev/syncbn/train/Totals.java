@@ -1,7 +1,9 @@
 package dev.syncbn.train;
 
+import java.io.Serializable;
+
 /** Sums over a set of samples: loss, correct predictions, count. */
-public record Totals(double lossSum, long correct, long count) {
+public record Totals(double lossSum, long correct, long count) implements Serializable {
     public static final Totals NONE = new Totals(0, 0, 0);
 
     public double meanLoss() {
