@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
+# usage: jobs/bench-spark.sh [N] [EPOCHS]     (defaults 12800 and 3)
 # Spark against one process at the same global batch (64), on this machine:
 #   single process, batch 64, 2 threads   vs   local[2], 2 replicas x 32, one thread each, BN local and sync.
 # Each run trains EPOCHS epochs on the first N images; the figures are those of the last epoch (the first
 # one warms up the JIT). Prints images/s, the step-time split (means), the medians of a step's time and of its
 # time outside compute, the straggle (the mean wait for the slowest replica's compute, a share of BN sync and
 # exchange) and the median overhead (time outside the slowest replica's compute), and the ratios the targets are about.
-# Usage: jobs/bench-spark.sh [N] [EPOCHS]     (defaults 12800 and 3)
 source "$(dirname "$0")/common.sh"
 help_if_asked "$@"
 N="${1:-12800}"; EPOCHS="${2:-3}"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
+# usage: jobs/bench-vs-peer.sh [threads list, default "1 2"] [batch list, default "16 32 64 128 256"]
 # This project's single-process training speed against PyTorch through DJL (../shared/peers/djl-pytorch,
 # or $PEER_DIR), one after the other at each thread count and batch size, for ratios measured in one
 # sitting. Prints a Markdown table: threads, batch, images/s of each, ratio; then the machine's gemm speed.
-# Usage: jobs/bench-vs-peer.sh [threads list, default "1 2"] [batch list, default "16 32 64 128 256"]
 # Takes about 15 minutes on 2 cores. Run it with nothing else running.
 set -euo pipefail
-for a in "$@"; do case "$a" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac; done
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/common.sh"
+help_if_asked "$@"
 PEER_DIR="${PEER_DIR:-$ROOT/../shared/peers/djl-pytorch}"
 THREAD_LIST="${1:-1 2}"
 BATCH_LIST="${2:-16 32 64 128 256}"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# usage: jobs/compare-bn.sh [--output DIR] [compare-bn options]
 # Sync vs local vs group BN: the global batch of 64 split W x b for W in 1..32, each cell with 3 seeds,
 # each model evaluated with its running statistics and with precise BN; writes results.csv, three PNG
 # charts and report.md. The presets here (2 epochs on the first 4,096 training and 2,000 test images)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
+# usage: jobs/quickstart.sh [training options]
 # The main job on one machine, from nothing: installs the dataset package (and Maven, a JDK) if missing, builds, prepares
 # Fashion-MNIST as Parquet (once) and trains 2 replicas with sync BN in Spark local mode for 10 epochs.
 # Extra options go to the training command, e.g. jobs/quickstart.sh --epochs 2 --bn local
 set -euo pipefail
-for a in "$@"; do case "$a" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac; done
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/common.sh"
+help_if_asked "$@"
 RAW=/usr/share/datasets/fashion-mnist
 need=()
 [ -d "$RAW" ] || need+=(dataset-fashion-mnist)

@@ -1,18 +1,18 @@
 package dev.syncbn.bench;
 
-import dev.syncbn.nn.BnMode;
-import dev.syncbn.nn.ConvNet;
-import dev.syncbn.nn.NetSpec;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Locale;
-import org.nd4j.linalg.api.buffer.DataType;
+
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.ExecutorHub;
 import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.coord.StepSession;
+import dev.syncbn.nn.BnMode;
+import dev.syncbn.nn.ConvNet;
+import dev.syncbn.nn.NetSpec;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 import java.util.stream.IntStream;
 
 /**
@@ -39,7 +39,7 @@ public final class ProtocolBench {
         int steps = Integer.parseInt(stepText);
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
         int paramCount, stateCount;
-        try (ConvNet net = new ConvNet(spec, 1, 1, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(spec, 1, 1, ConvNet.Kernels.FAST)) {
             paramCount = net.paramCount();
             stateCount = net.state.length();
         }

@@ -1,6 +1,7 @@
 package dev.syncbn.cli;
 
 
+
 import dev.syncbn.data.AtomicWrite;
 import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;

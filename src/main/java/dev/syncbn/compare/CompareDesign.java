@@ -1,11 +1,12 @@
 package dev.syncbn.compare;
 
+
 import dev.syncbn.compare.CompareDesign.Cell;
 import dev.syncbn.compare.CompareDesign.Run;
 import dev.syncbn.nn.BnMode;
-import dev.syncbn.train.Totals;
 import dev.syncbn.train.Metrics;
 import dev.syncbn.train.Options;
+import dev.syncbn.train.Totals;
 import java.util.ArrayList;
 import java.util.List;
 

@@ -1,5 +1,6 @@
 package dev.syncbn.compare;
 
+
 import dev.syncbn.compare.CompareDesign.Cell;
 import dev.syncbn.compare.CompareDesign.Run;
 import dev.syncbn.train.Metrics;

@@ -1,6 +1,7 @@
 package dev.syncbn.compare;
 
 
+
 import java.util.Locale;
 import org.apache.commons.math3.distribution.TDistribution;
 

@@ -1,6 +1,7 @@
 package dev.syncbn.coord;
 
 
+
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;

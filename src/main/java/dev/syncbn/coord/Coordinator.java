@@ -2,6 +2,7 @@ package dev.syncbn.coord;
 
 
 
+
 import dev.syncbn.nn.BnMode;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;

@@ -1,6 +1,7 @@
 package dev.syncbn.coord;
 
 
+
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;

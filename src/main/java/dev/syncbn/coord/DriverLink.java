@@ -1,6 +1,7 @@
 package dev.syncbn.coord;
 
 
+
 import dev.syncbn.nn.BnReducer;
 import java.io.IOException;
 

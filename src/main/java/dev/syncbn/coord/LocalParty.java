@@ -1,6 +1,7 @@
 package dev.syncbn.coord;
 
 
+
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;

@@ -1,6 +1,7 @@
 package dev.syncbn.coord;
 
 
+
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;

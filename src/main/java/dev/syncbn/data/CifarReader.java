@@ -1,5 +1,7 @@
 package dev.syncbn.data;
 
+
+import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -8,7 +10,6 @@ import java.util.List;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import java.io.BufferedInputStream;
 
 /**
  * Reads CIFAR-10's binary batches (data_batch_1.bin .. data_batch_5.bin, test_batch.bin): records of one

@@ -1,10 +1,11 @@
 package dev.syncbn.data;
 
+
 import java.io.IOException;
+import java.util.function.Supplier;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.sql.SparkSession;
-import java.util.function.Supplier;
 
 /**
  * Where training data comes from: a directory prepared by the prepare command (Parquet, read with

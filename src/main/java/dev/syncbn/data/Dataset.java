@@ -1,5 +1,6 @@
 package dev.syncbn.data;
 
+
 import dev.syncbn.nn.Buf;
 import java.util.Arrays;
 

@@ -1,16 +1,17 @@
 package dev.syncbn.data;
 
+
+import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.util.zip.GZIPInputStream;
+import java.util.zip.ZipException;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import java.io.BufferedInputStream;
-import java.io.EOFException;
-import java.util.zip.ZipException;
 
 /**
  * Reads MNIST-format IDX files (gzip-compressed or plain) from any Hadoop file system: images

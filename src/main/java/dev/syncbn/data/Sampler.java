@@ -1,5 +1,6 @@
 package dev.syncbn.data;
 
+
 import java.util.SplittableRandom;
 
 /**

@@ -1,5 +1,6 @@
 package dev.syncbn.examples;
 
+
 import dev.syncbn.ml.SyncBnClassificationModel;
 import dev.syncbn.ml.SyncBnClassifier;
 import org.apache.spark.ml.Pipeline;

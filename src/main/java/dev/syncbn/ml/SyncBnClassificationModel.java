@@ -1,5 +1,6 @@
 package dev.syncbn.ml;
 
+
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.ImageRows;
 import dev.syncbn.nn.Backend;
@@ -37,7 +38,6 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructType;
-import org.nd4j.linalg.api.buffer.DataType;
 
 import org.apache.spark.ml.util.Identifiable$;
 
@@ -115,7 +115,7 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
     @Override
     public synchronized Vector predictRaw(Vector features) {
         if (single == null) {
-            single = new ConvNet(model.spec(), 1, 1, DataType.FLOAT);
+            single = new ConvNet(model.spec(), 1, 1, ConvNet.Kernels.FAST);
             single.params.copyFrom(model.params());
             single.state.copyFrom(model.state());
         }
@@ -202,7 +202,7 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
         @Override
         public Iterator<Row> call(Iterator<Row> rows) {
             Backend.init();
-            ConvNet net = new ConvNet(spec, Engine.EVALUATION_BATCH, threads, DataType.FLOAT);
+            ConvNet net = new ConvNet(spec, Engine.EVALUATION_BATCH, threads, ConvNet.Kernels.FAST);
             net.params.copyFrom(weights.value()[0]);
             net.state.copyFrom(weights.value()[1]);
             int size = spec.inputSize();

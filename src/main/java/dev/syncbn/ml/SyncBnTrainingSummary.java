@@ -1,5 +1,6 @@
 package dev.syncbn.ml;
 
+
 import dev.syncbn.train.Metrics;
 import java.io.Serializable;
 import java.util.List;

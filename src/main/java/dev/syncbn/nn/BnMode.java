@@ -1,5 +1,6 @@
 package dev.syncbn.nn;
 
+
 import java.io.Serializable;
 
 /**

@@ -1,5 +1,6 @@
 package dev.syncbn.nn;
 
+
 import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -10,7 +11,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  * forward and two backward; the same function as BatchNorm2d (with ReLU) followed by MaxPool2d, which
  * stay the reference and the double-precision path (the gradient checks run there; a test checks this
  * layer against them). BN's bookkeeping (reductions over the sync group, running statistics, parameter
- * gradients) is the wrapped BatchNorm2d's.
+ * gradients) is BnStatistics', as the reference layer's.
  *
  * Why it is faster (batch 64, first block: 6.4 MB per tensor): the normalized and the ReLU'd tensors are
  * never written. Max commutes with ReLU and with an increasing affine map, so the forward finds each
@@ -22,15 +23,15 @@ import org.nd4j.linalg.api.buffer.DataType;
  * a float[] with one bulk get, so that HotSpot vectorizes the element loops.
  */
 public final class BnReluPool implements Layer {
-    private final BatchNorm2d bn;
+    private final BnStatistics bn;
     private final int channels, inH, inW, plane, k, outH, outW, outPlane;
     private final Parallel parallel;
     private final Buf out, dx;
     private final int[] winner; // per pooled output: the index, within its input plane, of the window's winner
     private Buf lastInput;
 
-    public BnReluPool(BatchNorm2d bn, int k, int maxBatch, Parallel parallel) {
-        int[] shape = bn.outShape();
+    public BnReluPool(BnStatistics bn, int k, int maxBatch, Parallel parallel) {
+        int[] shape = bn.shape();
         if (k < 1 || k > 15) throw new IllegalArgumentException("pool window " + k + " (1 to 15)");
         this.bn = bn;
         this.channels = shape[0];

@@ -1,13 +1,14 @@
 package dev.syncbn.nn;
 
+
 import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
-import java.util.Arrays;
 
 /**
  * A flat, off-heap array of floats (training) or doubles (gradient checks), allocated once and reused.

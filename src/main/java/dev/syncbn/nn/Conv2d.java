@@ -1,12 +1,13 @@
 package dev.syncbn.nn;
 
+
+import java.nio.FloatBuffer;
+import java.util.Arrays;
 import java.util.SplittableRandom;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Nd4j;
-import java.nio.FloatBuffer;
-import java.util.Arrays;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * 2-D convolution, NCHW, weights [out, in, kH, kW] as in PyTorch. Runs on ND4J's conv2d / conv2d_bp,

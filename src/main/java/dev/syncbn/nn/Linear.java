@@ -1,9 +1,10 @@
 package dev.syncbn.nn;
 
+
 import java.util.SplittableRandom;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /** y = x W^T + b with W [out, in] as in PyTorch; x is the flattened (C, H, W) sample. */
 public final class Linear implements Layer {

@@ -1,5 +1,6 @@
 package dev.syncbn.nn;
 
+
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**

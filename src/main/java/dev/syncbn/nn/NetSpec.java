@@ -1,7 +1,8 @@
 package dev.syncbn.nn;
 
-import java.util.Arrays;
+
 import java.io.Serializable;
+import java.util.Arrays;
 
 /**
  * The network's description: input channels, height and width, the widths of the conv blocks

@@ -1,5 +1,6 @@
 package dev.syncbn.nn;
 
+
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 

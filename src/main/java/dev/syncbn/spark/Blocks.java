@@ -1,23 +1,24 @@
 package dev.syncbn.spark;
 
+
 import dev.syncbn.data.Dataset;
+import dev.syncbn.data.ParquetData;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.NetSpec;
+import java.io.ByteArrayOutputStream;
 import java.io.Serializable;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
+import org.apache.hadoop.fs.Path;
 import org.apache.spark.Partitioner;
-import scala.Tuple2;
-import dev.syncbn.data.ParquetData;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.functions;
-import java.io.ByteArrayOutputStream;
-import java.util.Arrays;
-import java.util.Collections;
-import org.apache.hadoop.fs.Path;
+import scala.Tuple2;
 
 /** The training data on the executors, and its per-epoch assignment to replicas. */
 public final class Blocks {

@@ -1,6 +1,7 @@
 package dev.syncbn.spark;
 
 
+
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
@@ -13,7 +14,6 @@ import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import org.apache.spark.api.java.function.FlatMapFunction;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /** Evaluation of one block of test samples in evaluation mode, on an executor. */
 public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, Evaluator.Evaluation> {
@@ -46,7 +46,7 @@ public final class Evaluator implements FlatMapFunction<Iterator<Blocks.Block>, 
         blocks.forEachRemaining(mine::add);
         // a network sized for the samples it will see: many small blocks each paid for a full one (compare-bn's 32)
         int batch = Math.max(1, Math.min(Engine.EVALUATION_BATCH, mine.stream().mapToInt(Blocks.Block::size).max().orElse(1)));
-        try (ConvNet net = new ConvNet(spec, batch, threads, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(spec, batch, threads, ConvNet.Kernels.FAST)) {
             net.params.copyFrom(params);
             net.state.copyFrom(state);
             int[] labels = new int[batch];

@@ -1,30 +1,30 @@
 package dev.syncbn.spark;
 
-import dev.syncbn.nn.BnMode;
+
+
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.DriverLink;
 import dev.syncbn.coord.ExecutorHub;
 import dev.syncbn.coord.StepAggregator;
-
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.Backend;
+import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.nn.SoftmaxCrossEntropy;
 import java.io.Serializable;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.IntStream;
 import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.BarrierTaskInfo;
-import org.nd4j.linalg.api.buffer.DataType;
+import org.apache.spark.SparkEnv;
 import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
 import scala.runtime.AbstractFunction1;
-import java.util.Arrays;
-import org.apache.spark.SparkEnv;
 
 /**
  * One replica's epoch, run as a task of the barrier stage: it gathers its share of the epoch's samples,
@@ -50,9 +50,13 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
     public Iterator<Integer> apply(Iterator<Blocks.Part> parts) {
         BarrierTaskContext ctx = BarrierTaskContext.get();
         int rank = ctx.partitionId();
-        // one line in the executor's log per replica and epoch: where each replica ran
-        System.out.println("syncbn replica " + rank + " of " + job.shares().workers() + ", epoch " + job.epoch() + ", stage attempt " + ctx.stageAttemptNumber()
-                + ", on executor " + SparkEnv.get().executorId() + " with ranks " + Arrays.toString(ranksOfThisExecutor(ctx)));
+        // where the replicas ran: one line per executor and stage attempt (its lowest rank's), in the executor's
+        // log, which in local mode is the console: a line per replica was 32 lines an epoch at W=32
+        int[] together = ranksOfThisExecutor(ctx);
+        if (rank == together[0]) {
+            System.out.println("syncbn replicas " + ranges(together) + " of " + job.shares().workers() + ", epoch " + job.epoch() + ", stage attempt "
+                    + ctx.stageAttemptNumber() + ", on executor " + SparkEnv.get().executorId());
+        }
         try {
             run(rank, ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
         } catch (IllegalArgumentException e) { // bad data or a refused configuration: every attempt would fail alike
@@ -77,6 +81,13 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
     /** The hubs of this JVM's replicas, one per coordinator, epoch and stage attempt. */
     private static final ConcurrentHashMap<String, ExecutorHub> HUBS = new ConcurrentHashMap<>();
 
+    /** Ascending ranks as "3" or "0-31" where they run without a gap, else listed: "[0, 2, 5]". */
+    static String ranges(int[] ranks) {
+        if (ranks.length == 1) return Integer.toString(ranks[0]);
+        if (ranks[ranks.length - 1] - ranks[0] == ranks.length - 1) return ranks[0] + "-" + ranks[ranks.length - 1];
+        return Arrays.toString(ranks);
+    }
+
     /** The ranks of the barrier stage whose tasks run in this executor (the same address), ascending. */
     static int[] ranksOfThisExecutor(BarrierTaskContext ctx) {
         // indexed by partition, which is the rank; address: the executor's RPC host:port, one per executor JVM
@@ -89,7 +100,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         Dataset mine = Blocks.merge(parts, job.shares().samplesOf(rank), job.spec());
         Backend.init();
         String hubKey = job.host() + ":" + job.port() + "/" + job.epoch() + "/" + attempt;
-        try (ConvNet net = new ConvNet(job.spec(), SparkEngine.replicaBatch(job.shares().batchPerWorker(), mine.size()), job.threads(), DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(job.spec(), SparkEngine.replicaBatch(job.shares().batchPerWorker(), mine.size()), job.threads(), ConvNet.Kernels.FAST)) {
             int paramCount = net.paramCount(), stateCount = net.state.length();
             ExecutorHub hub = HUBS.computeIfAbsent(hubKey, k -> new ExecutorHub(ranksOfThisExecutor(ctx), job.bn(), (ranks, killed) -> {
                 Coordinator driver = Coordinator.inThisJvm(job.port(), job.key().key()); // local mode: the driver is this JVM

@@ -1,22 +1,23 @@
 package dev.syncbn.spark;
 
+
 import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.ImageRows;
-import java.util.List;
-import org.apache.spark.sql.Row;
 import dev.syncbn.data.ParquetData;
 import dev.syncbn.nn.NetSpec;
 import java.io.IOException;
-import org.apache.spark.api.java.JavaRDD;
-import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.sql.SparkSession;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
+import java.util.List;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
 
 /**
  * A run's data as blocks on the executors: trainSize training samples numbered 0..trainSize-1, the

@@ -2,6 +2,7 @@ package dev.syncbn.spark;
 
 
 
+
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.coord.StepSession;
@@ -12,8 +13,8 @@ import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import dev.syncbn.train.Engine;
-import dev.syncbn.train.Totals;
 import dev.syncbn.train.PreciseBn;
+import dev.syncbn.train.Totals;
 import dev.syncbn.train.TrainConfig;
 import java.io.IOException;
 import java.io.Serializable;
@@ -27,7 +28,6 @@ import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.storage.StorageLevel;
 import org.bytedeco.javacpp.Pointer;
-import org.nd4j.linalg.api.buffer.DataType;
 
 import scala.reflect.ClassTag$;
 
@@ -111,7 +111,7 @@ public final class SparkEngine implements Engine {
         this.trainSize = data.trainSize();
         this.testSize = data.testSize();
         this.spec = data.spec();
-        this.net = new ConvNet(spec, 1, 1, DataType.FLOAT);
+        this.net = new ConvNet(spec, 1, 1, ConvNet.Kernels.FAST);
         net.init(s.seed());
         this.adam = new Adam(net.params, s.lr());
         this.adamSnapshot = new Adam(net.params, s.lr());
@@ -232,14 +232,7 @@ public final class SparkEngine implements Engine {
                 progress.step(r.step(), steps, r.lossSum() / r.count(), new Totals(totals[0], (long) totals[1], (long) totals[2]));
             }
         });
-        long n = trainSize;
-        int workers = w;
-        long seed = s.seed();
-        // global: every block sends each sample to the replica that visits it this epoch (a shuffle of all
-        // blocks); partition: replica r takes cached block r as it is, in an order of its own (no shuffle)
-        JavaRDD<Blocks.Part> parts = s.shufflePartitions()
-                ? trainBlocks.mapPartitionsWithIndex((rank, blocks) -> List.of(Blocks.shuffledWithin(blocks.next(), rank, seed, epoch)).iterator(), true)
-                : trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers)).partitionBy(new Blocks.ReplicaPartitioner(w)).values();
+        JavaRDD<Blocks.Part> parts = replicaParts(epoch);
         ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shares, spec, s.bn(), threadsPerTask, epoch,
                 s.failAtStep()));
         // A failure the driver knows to be deterministic (a non-finite loss) cancels the epoch's job at once:
@@ -282,23 +275,41 @@ public final class SparkEngine implements Engine {
                 Engine.medianMs(overheadS, steps));
     }
 
-    /** Precise BN over the training blocks on the executors: each block contributes its share of the batches, in its own order. */
+    /**
+     * Each replica's samples of an epoch, one partition per replica, in the order it visits them. Global
+     * shuffle: every block sends each sample to the replica that visits it this epoch (a shuffle of all
+     * blocks); partition shuffle: replica r takes cached block r as it is, in an order of its own.
+     */
+    private JavaRDD<Blocks.Part> replicaParts(int epoch) {
+        long n = trainSize, seed = s.seed();
+        int workers = s.workers();
+        return s.shufflePartitions()
+                ? trainBlocks.mapPartitionsWithIndex((rank, blocks) -> List.of(Blocks.shuffledWithin(blocks.next(), rank, seed, epoch)).iterator(), true)
+                : trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers)).partitionBy(new Blocks.ReplicaPartitioner(workers))
+                        .values();
+    }
+
+    /**
+     * Precise BN on the executors: each replica's first whole batches of b of its epoch-0 samples (the
+     * batches it would train on), ceil(batches / W) each, however the data happen to be split into blocks.
+     */
     @Override
     public void preciseBn(int batches) {
-        long blocks = trainBlocks.count();
-        int perBlock = (int) ((batches + blocks - 1) / blocks), b = s.batchPerWorker(), threads = threadsPerTask;
+        int b = s.batchPerWorker(), threads = threadsPerTask, perReplica = (batches + s.workers() - 1) / s.workers();
         NetSpec spec = this.spec;
+        Shares shares = this.shares;
         float[] params = net.params.toFloats(), state = net.state.toFloats();
-        double[] sums = trainBlocks.map(block -> {
+        double[] sums = replicaParts(0).mapPartitionsWithIndex((rank, parts) -> {
+            Dataset mine = Blocks.merge(parts, shares.samplesOf(rank), spec);
             Backend.init();
-            try (ConvNet replica = new ConvNet(spec, replicaBatch(b, block.size()), threads, DataType.FLOAT)) { // only whole batches of b are taken
+            try (ConvNet replica = new ConvNet(spec, replicaBatch(b, mine.size()), threads, ConvNet.Kernels.FAST)) {
                 replica.params.copyFrom(params);
                 replica.state.copyFrom(state);
-                int[] order = new int[block.size()];
+                int[] order = new int[mine.size()];
                 for (int i = 0; i < order.length; i++) order[i] = i;
-                return PreciseBn.batchStatistics(replica, block.dataset(), order, b, perBlock);
+                return List.of(PreciseBn.batchStatistics(replica, mine, order, b, perReplica)).iterator();
             }
-        }).reduce((x, y) -> {
+        }, true).reduce((x, y) -> {
             double[] z = x.clone();
             for (int i = 0; i < z.length; i++) z[i] += y[i];
             return z;

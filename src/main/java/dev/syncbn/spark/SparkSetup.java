@@ -1,5 +1,6 @@
 package dev.syncbn.spark;
 
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;

@@ -1,6 +1,7 @@
 package dev.syncbn.train;
 
 
+
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.optim.Adam;
 import java.util.Arrays;
@@ -60,7 +61,10 @@ public interface Engine extends AutoCloseable {
     /** Sets the running statistics to sums[0 .. state) / sums[state] (the output of ConvNet.batchStatistics, added up). */
     default void setAveragedStatistics(double[] sums) {
         double batches = sums[sums.length - 1];
-        if (batches == 0) throw new IllegalStateException("precise BN: no training batch was complete");
+        if (batches == 0) {
+            throw new IllegalArgumentException("precise BN: no replica has a whole training batch of its per-replica batch size; --precise-bn-batches "
+                    + "needs at least that many training images per replica (more --max-train, or --precise-bn-batches 0)");
+        }
         for (int i = 0; i < net().state.length(); i++) net().state.set(i, sums[i] / batches);
     }
 

@@ -1,13 +1,13 @@
 package dev.syncbn.train;
 
 
+
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.nn.SoftmaxCrossEntropy;
 import dev.syncbn.optim.Adam;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /** One process, one network: the reference that the distributed engine must match. */
 public final class LocalEngine implements Engine {
@@ -24,7 +24,7 @@ public final class LocalEngine implements Engine {
         this.batch = batch;
         this.seed = seed;
         this.net = new ConvNet(NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes()),
-                batch, threads, DataType.FLOAT);
+                batch, threads, ConvNet.Kernels.FAST);
         net.init(seed);
         this.adam = new Adam(net.params, lr);
         this.labels = new int[batch];

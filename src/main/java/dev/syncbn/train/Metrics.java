@@ -1,16 +1,17 @@
 package dev.syncbn.train;
 
+
+import dev.syncbn.data.AtomicWrite;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import dev.syncbn.data.AtomicWrite;
-import java.util.Locale;
 
 /**
  * A CSV log whose first column is a number (epoch or step): the metrics file (one row per epoch) and

@@ -1,17 +1,17 @@
 package dev.syncbn.train;
 
+
+import dev.syncbn.data.AtomicWrite;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import java.io.DataInputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
-import dev.syncbn.data.AtomicWrite;
-import java.io.EOFException;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * A saved model: network description, parameters, BN running statistics, Adam's moments and step, the
@@ -70,7 +70,7 @@ public record ModelFile(NetSpec spec, float[] params, float[] state, float[] ada
             Map<String, String> settings = new LinkedHashMap<>();
             for (int i = 0; i < n; i++) settings.put(in.readUTF(), in.readUTF());
             float[][] arrays = new float[4][];
-            try (ConvNet shape = new ConvNet(spec, 1, 1, DataType.FLOAT)) {
+            try (ConvNet shape = new ConvNet(spec, 1, 1, ConvNet.Kernels.FAST)) {
                 int[] expected = {shape.paramCount(), shape.state.length(), shape.paramCount(), shape.paramCount()};
                 for (int a = 0; a < 4; a++) {
                     int len = in.readInt();

@@ -1,11 +1,12 @@
 package dev.syncbn.train;
 
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**

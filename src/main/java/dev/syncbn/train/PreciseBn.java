@@ -1,5 +1,6 @@
 package dev.syncbn.train;
 
+
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.ConvNet;

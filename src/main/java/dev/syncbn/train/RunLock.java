@@ -1,18 +1,19 @@
 package dev.syncbn.train;
 
+
+import dev.syncbn.data.AtomicWrite;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileAlreadyExistsException;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import dev.syncbn.data.AtomicWrite;
-import java.nio.file.Files;
-import java.nio.file.StandardOpenOption;
-import java.time.Instant;
 
 /**
  * A run's claim on its outputs (checkpoint directory, metrics, step log, model): a file OUTPUT.lock beside

@@ -1,5 +1,6 @@
 package dev.syncbn.train;
 
+
 import dev.syncbn.nn.BnMode;
 
 /**

@@ -1,6 +1,7 @@
 package dev.syncbn.train;
 
 
+
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,14 +1,15 @@
 package dev.syncbn.cli;
 
+import dev.syncbn.nn.BnMode;
 import dev.syncbn.train.Options;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
-import org.junit.jupiter.api.Test;
-import dev.syncbn.nn.BnMode;
 
 class OptionsTest {
     @Test

@@ -1,12 +1,9 @@
 package dev.syncbn.cli;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.ParquetData;
 import dev.syncbn.examples.FashionMnistPipeline;
+import dev.syncbn.job.TrainJob;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.LocalEngine;
@@ -14,7 +11,7 @@ import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TestData;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.job.TrainJob;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.hadoop.conf.Configuration;
@@ -24,8 +21,11 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.nd4j.linalg.api.buffer.DataType;
-import java.io.IOException;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 
 /** The predict command and the Spark ML example, end to end on real data. */
 class PredictTest {
@@ -44,7 +44,7 @@ class PredictTest {
         ModelFile m = ModelFile.load(model, conf);
         Dataset test = TestData.test();
         long expectedCorrect;
-        try (ConvNet net = new ConvNet(m.spec(), 256, 2, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(m.spec(), 256, 2, ConvNet.Kernels.FAST)) {
             m.restore(net, null);
             expectedCorrect = LocalEngine.evaluate(net, test, new int[256], null).correct();
         }

@@ -1,16 +1,17 @@
 package dev.syncbn.coord;
 
+import dev.syncbn.nn.BnMode;
+import dev.syncbn.nn.Rendezvous;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.syncbn.nn.BnMode;
-import dev.syncbn.nn.Rendezvous;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.Test;
-import java.util.Arrays;
 
 /**
  * Replicas grouped into executor hubs (one connection per executor) compute what replicas with a

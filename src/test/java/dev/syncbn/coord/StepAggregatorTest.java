@@ -1,5 +1,10 @@
 package dev.syncbn.coord;
 
+import dev.syncbn.nn.BnMode;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -7,10 +12,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.syncbn.nn.BnMode;
-import java.util.SplittableRandom;
-import org.junit.jupiter.api.Test;
-import java.util.Arrays;
 
 /** The step arithmetic without sockets: sums equal folding the parties' parts in rank order, whatever order they arrive in. */
 class StepAggregatorTest {

@@ -1,12 +1,7 @@
 package dev.syncbn.ml;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import dev.syncbn.data.Dataset;
+import dev.syncbn.job.TrainJob;
 import dev.syncbn.spark.SparkData;
 import dev.syncbn.spark.SparkEngine;
 import dev.syncbn.spark.SparkSetup;
@@ -14,9 +9,10 @@ import dev.syncbn.train.ModelFile;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TestData;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.job.TrainJob;
 import dev.syncbn.train.Trainer;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.spark.SparkConf;
@@ -39,8 +35,13 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import java.nio.file.Path;
-import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 
 /** The Spark ML Estimator and Model on real Fashion-MNIST rows, in Spark local mode. */
 class SyncBnClassifierTest {

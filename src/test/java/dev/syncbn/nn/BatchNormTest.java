@@ -1,7 +1,5 @@
 package dev.syncbn.nn;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -11,6 +9,9 @@ import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+
 class BatchNormTest {
     private static final DataType D = DataType.DOUBLE;
     private static final int C = 3, H = 2, W = 3, PLANE = H * W;
@@ -19,8 +20,8 @@ class BatchNormTest {
     private BatchNorm2d bn(int maxBatch, double[] gamma, double[] beta) {
         BatchNorm2d bn = new BatchNorm2d(new int[] {C, H, W}, 0, false, Math.max(1, maxBatch), parallel, D);
         bn.bindParams(paramsOf(gamma, beta), Buf.zeros(D, 2 * C), 0);
-        bn.bindState(Buf.zeros(D, 2 * C), 0);
-        bn.initState();
+        bn.statistics().bindState(Buf.zeros(D, 2 * C), 0);
+        bn.statistics().initState();
         return bn;
     }
 
@@ -107,7 +108,7 @@ class BatchNormTest {
                 BatchNorm2d part = bn(m, gamma, beta);
                 Buf grads = Buf.zeros(D, 2 * C);
                 part.bindParams(paramsOf(gamma, beta), grads, 0);
-                part.setReducer(allReduce.forRank(rank));
+                part.statistics().setReducer(allReduce.forRank(rank));
                 Buf partY = copy(part.forward(copy(x, from * C * PLANE, m * C * PLANE), m, true), 0, m * C * PLANE);
                 Buf partDx = copy(part.backward(copy(dy, from * C * PLANE, m * C * PLANE), m), 0, m * C * PLANE);
                 return new Buf[] {partY, partDx, grads};

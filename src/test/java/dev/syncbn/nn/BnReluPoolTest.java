@@ -1,19 +1,20 @@
 package dev.syncbn.nn;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
-import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 
 /** The fused float kernel against the reference layers it replaces (BatchNorm2d with ReLU, then MaxPool2d), both in float. */
 class BnReluPoolTest {
     private static final DataType F = DataType.FLOAT;
     private final Parallel parallel = new Parallel(2);
 
-    private record Pair(BatchNorm2d fusedBn, BnReluPool fused, BatchNorm2d bn, MaxPool2d pool, Buf fusedGrads, Buf grads, Buf fusedState, Buf state) {}
+    private record Pair(BnStatistics fusedBn, BnReluPool fused, BatchNorm2d bn, MaxPool2d pool, Buf fusedGrads, Buf grads, Buf fusedState, Buf state) {}
 
     private Pair build(int[] shape, int n, Random rng) {
         int c = shape[0];
@@ -22,16 +23,17 @@ class BnReluPoolTest {
             params.set(i, rng.nextGaussian()); // gamma, of either sign
             params.set(c + i, rng.nextGaussian() * 0.5);
         }
-        BatchNorm2d fusedBn = new BatchNorm2d(shape, 0, true, n, parallel, F), bn = new BatchNorm2d(shape, 0, true, n, parallel, F);
+        BnStatistics fusedBn = new BnStatistics(shape, 0);
+        BatchNorm2d bn = new BatchNorm2d(shape, 0, true, n, parallel, F);
         BnReluPool fused = new BnReluPool(fusedBn, 2, n, parallel);
         MaxPool2d pool = new MaxPool2d(shape, 2, n, parallel, F);
         Buf fusedGrads = Buf.zeros(F, 2 * c), grads = Buf.zeros(F, 2 * c), fusedState = Buf.zeros(F, 2 * c), state = Buf.zeros(F, 2 * c);
         fused.bindParams(params, fusedGrads, 0);
         bn.bindParams(params, grads, 0);
         fusedBn.bindState(fusedState, 0);
-        bn.bindState(state, 0);
+        bn.statistics().bindState(state, 0);
         fusedBn.initState();
-        bn.initState();
+        bn.statistics().initState();
         return new Pair(fusedBn, fused, bn, pool, fusedGrads, grads, fusedState, state);
     }
 

@@ -1,19 +1,20 @@
 package dev.syncbn.nn;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
+import java.time.Duration;
 import java.util.Random;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
-import java.time.Duration;
-import org.junit.jupiter.api.Assertions;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 
 class ConvNetGradientTest {
     @Test
     void wholeNetworkGradientMatchesFiniteDifferences() {
         NetSpec spec = new NetSpec(2, 8, 6, new int[] {3, 4}, 5);
         int n = 5;
-        try (ConvNet net = new ConvNet(spec, n, 2, DataType.DOUBLE)) {
+        try (ConvNet net = new ConvNet(spec, n, 2, ConvNet.Kernels.REFERENCE)) {
             assertEquals(2, net.shards(), "the sharded network (2 and 3 samples) is the one checked");
             net.init(11);
             Random rng = new Random(12);
@@ -37,7 +38,7 @@ class ConvNetGradientTest {
     @Test
     void shardsComputeWhatOneStackComputes() {
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
-        try (ConvNet one = new ConvNet(spec, 32, 1, DataType.FLOAT); ConvNet three = new ConvNet(spec, 32, 3, DataType.FLOAT)) {
+        try (ConvNet one = new ConvNet(spec, 32, 1, ConvNet.Kernels.FAST); ConvNet three = new ConvNet(spec, 32, 3, ConvNet.Kernels.FAST)) {
             assertEquals(1, one.shards());
             assertEquals(3, three.shards());
             one.init(5);
@@ -90,11 +91,11 @@ class ConvNetGradientTest {
 
     @Test
     void defaultNetworkHasPyTorchParameterCount() {
-        try (ConvNet net = new ConvNet(NetSpec.defaultFor(1, 28, 28, 10), 1, 1, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(NetSpec.defaultFor(1, 28, 28, 10), 1, 1, ConvNet.Kernels.FAST)) {
             // conv1 32*9 (no bias before BN), bn1 2*32, conv2 64*32*9, bn2 2*64, linear 3136*10+10
             assertEquals(288 + 64 + 18432 + 128 + 31370, net.paramCount());
         }
-        try (ConvNet net = new ConvNet(NetSpec.defaultFor(3, 32, 32, 10), 1, 1, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(NetSpec.defaultFor(3, 32, 32, 10), 1, 1, ConvNet.Kernels.FAST)) {
             assertEquals(3 * 32 * 9 + 64 + 18432 + 128 + 64 * 8 * 8 * 10 + 10, net.paramCount());
         }
     }

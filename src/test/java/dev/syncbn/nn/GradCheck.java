@@ -1,10 +1,11 @@
 package dev.syncbn.nn;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import java.util.Random;
 import java.util.function.DoubleSupplier;
 import org.nd4j.linalg.api.buffer.DataType;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 
 /** Central finite differences in double precision against analytic gradients. */
 final class GradCheck {

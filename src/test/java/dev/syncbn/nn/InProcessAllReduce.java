@@ -1,10 +1,11 @@
 package dev.syncbn.nn;
 
+
+import java.util.Arrays;
 import java.util.concurrent.BrokenBarrierException;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.Arrays;
 
 /** An all-reduce among k threads of one JVM: the reference the seam is tested with. */
 final class InProcessAllReduce {

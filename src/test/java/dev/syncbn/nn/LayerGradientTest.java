@@ -1,10 +1,11 @@
 package dev.syncbn.nn;
 
-import static org.junit.jupiter.api.Assertions.assertNull;
-
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
-import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertNull;
+
 
 class LayerGradientTest {
     private static final DataType D = DataType.DOUBLE;
@@ -37,7 +38,7 @@ class LayerGradientTest {
     void batchNormTraining() {
         int[] shape = {3, 4, 5};
         BatchNorm2d bn = new BatchNorm2d(shape, 0, false, 4, parallel, D);
-        bn.bindState(Buf.zeros(D, bn.stateCount()), 0);
+        bn.statistics().bindState(Buf.zeros(D, bn.statistics().stateCount()), 0);
         GradCheck.checkLayer("bn", bn, shape, 4, true, 4);
     }
 
@@ -45,7 +46,7 @@ class LayerGradientTest {
     void batchNormWithFusedRelu() {
         int[] shape = {2, 3, 3};
         BatchNorm2d bn = new BatchNorm2d(shape, 0, true, 3, parallel, D);
-        bn.bindState(Buf.zeros(D, bn.stateCount()), 0);
+        bn.statistics().bindState(Buf.zeros(D, bn.statistics().stateCount()), 0);
         GradCheck.checkLayer("bn+relu", bn, shape, 3, true, 5);
     }
 

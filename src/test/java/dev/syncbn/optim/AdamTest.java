@@ -1,11 +1,12 @@
 package dev.syncbn.optim;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 import dev.syncbn.nn.Buf;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.junit.jupiter.api.Assertions;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 
 class AdamTest {
     /**

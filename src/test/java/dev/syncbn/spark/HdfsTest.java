@@ -1,10 +1,5 @@
 package dev.syncbn.spark;
 
-import dev.syncbn.nn.BnMode;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;
@@ -24,6 +19,11 @@ import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 
 /** Prepare to, train from, checkpoint to and resume from HDFS (an in-process MiniDFSCluster). */
 @Tag("slow")

@@ -1,46 +1,46 @@
 package dev.syncbn.spark;
 
+
 import dev.syncbn.coord.StepAggregator;
+import dev.syncbn.data.Dataset;
+import dev.syncbn.data.ParquetData;
+import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.BnMode;
+import dev.syncbn.nn.ConvNet;
+import dev.syncbn.nn.NetSpec;
+import dev.syncbn.optim.Adam;
+import dev.syncbn.train.Engine;
+import dev.syncbn.train.LocalEngine;
+import dev.syncbn.train.ModelFile;
+import dev.syncbn.train.PreciseBn;
+import dev.syncbn.train.TestData;
+import dev.syncbn.train.Totals;
+import dev.syncbn.train.TrainConfig;
+import dev.syncbn.train.Trainer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerStageSubmitted;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.apache.spark.sql.SparkSession;
+import org.bytedeco.javacpp.Pointer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.syncbn.data.Dataset;
-import dev.syncbn.data.Sampler;
-import dev.syncbn.nn.ConvNet;
-import dev.syncbn.nn.NetSpec;
-import dev.syncbn.optim.Adam;
-import dev.syncbn.train.Engine;
-import dev.syncbn.train.PreciseBn;
-import dev.syncbn.train.LocalEngine;
-import dev.syncbn.train.ModelFile;
-import dev.syncbn.train.TrainConfig;
-import dev.syncbn.train.TestData;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Map;
-import org.apache.spark.SparkConf;
-import org.apache.spark.api.java.JavaSparkContext;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import dev.syncbn.train.Totals;
-import org.junit.jupiter.api.Test;
-import org.nd4j.linalg.api.buffer.DataType;
-import dev.syncbn.data.ParquetData;
-import dev.syncbn.train.Trainer;
-import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.LongAdder;
-import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.scheduler.SparkListener;
-import org.apache.spark.scheduler.SparkListenerStageSubmitted;
-import org.apache.spark.scheduler.SparkListenerTaskEnd;
-import org.apache.spark.sql.SparkSession;
-import org.bytedeco.javacpp.Pointer;
-import org.junit.jupiter.api.function.Executable;
 
 /** The Spark trainer in local mode against the single-process reference. */
 class SparkTrainingTest {
@@ -152,7 +152,7 @@ class SparkTrainingTest {
         // the reference: each group's 2b samples through one network (normalized by the global batch), gradients summed, one Adam step
         int[] order = Sampler.order(n, 7, 1);
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
-        try (ConvNet net = new ConvNet(spec, 2 * b, 2, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(spec, 2 * b, 2, ConvNet.Kernels.FAST)) {
             net.init(7);
             Adam adam = new Adam(net.params, 1e-3);
             double[] sum = new double[net.paramCount()];
@@ -347,25 +347,43 @@ class SparkTrainingTest {
     @Test
     void preciseBnAveragesTheBatchStatisticsOfTheFinalNetwork() throws Exception {
         Dataset data = train.head(64);
-        try (SparkEngine e = new SparkEngine(sc, data, test.head(50), TrainConfig.builder().workers(2).batchPerWorker(32).bn("local").lr(1e-3).seed(7).build())) {
+        NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
+        try (SparkEngine e = new SparkEngine(sc, data, test.head(50), TrainConfig.builder().workers(2).batchPerWorker(32).bn("local").lr(1e-3).seed(7).build());
+                ConvNet whole = new ConvNet(spec, 64, 1, ConvNet.Kernels.FAST)) {
             e.trainEpoch(1, (s, steps, loss, soFar) -> {});
-            float[] params = e.snapshot(1, Map.of()).params();
+            whole.params.copyFrom(e.snapshot(1, Map.of()).params());
             e.preciseBn(2);
             float[] precise = e.net().state.toFloats();
-            // the reference: the two blocks (samples 0..31 and 32..63), each one batch, through the same network here
-            try (ConvNet net = new ConvNet(NetSpec.defaultFor(1, 28, 28, 10), 32, 1, DataType.FLOAT); ConvNet whole = new ConvNet(NetSpec.defaultFor(1, 28, 28, 10), 64, 1, DataType.FLOAT)) {
-                net.params.copyFrom(params);
-                whole.params.copyFrom(params);
-                int[] order = new int[64];
-                for (int i = 0; i < 64; i++) order[i] = i;
-                double[] sums = PreciseBn.batchStatistics(net, data, order, 32, 2);
-                assertEquals(2, sums[sums.length - 1]);
-                for (int i = 0; i < precise.length; i++) assertEquals(sums[i] / 2, precise[i], 1e-5 * Math.max(1, Math.abs(precise[i])), "state " + i);
-                // the first layer's mean over two batches of 32 is its mean over all 64 samples
-                double[] all = PreciseBn.batchStatistics(whole, data, order, 64, 1);
-                for (int c = 0; c < 32; c++) assertEquals(all[c], precise[c], 1e-5 * Math.max(1, Math.abs(all[c])), "layer 0 mean of channel " + c);
-            }
+            // each replica's one batch of 32: together all 64 samples, so the first layer's mean is theirs
+            int[] order = new int[64];
+            for (int i = 0; i < 64; i++) order[i] = i;
+            double[] all = PreciseBn.batchStatistics(whole, data, order, 64, 1);
+            for (int c = 0; c < 32; c++) assertEquals(all[c], precise[c], 1e-5 * Math.max(1, Math.abs(all[c])), "layer 0 mean of channel " + c);
             assertTrue(e.evaluate().count() == 50);
+        }
+    }
+
+    /**
+     * Precise BN takes each replica's own batches of its epoch-0 samples, as it trains on them, whatever the
+     * blocks: one replica of 64 over data held in 4 blocks of 50 (compare-bn loads its data in as many blocks as
+     * its largest W) averages the same batches as one process.
+     */
+    @Test
+    void preciseBnTakesTheReplicasBatchesNotTheBlocks() throws Exception {
+        Dataset data = train.head(200);
+        TrainConfig one = TrainConfig.builder().workers(1).batchPerWorker(64).bn("sync").lr(1e-3).seed(7).build();
+        try (SparkEngine e = new SparkEngine(sc, SparkData.of(sc, data, test.head(50), 4), one);
+                LocalEngine l = new LocalEngine(data, test.head(50), 64, 1e-3, 7, 1)) {
+            l.net.params.copyFrom(e.snapshot(0, Map.of()).params());
+            e.preciseBn(3);
+            l.preciseBn(3);
+            float[] spark = e.net().state.toFloats(), local = l.net.state.toFloats();
+            for (int i = 0; i < local.length; i++) assertEquals(local[i], spark[i], 1e-5 * Math.max(1, Math.abs(local[i])), "state " + i);
+        }
+        TrainConfig wide = one.toBuilder().batchPerWorker(256).build();
+        try (SparkEngine e = new SparkEngine(sc, SparkData.of(sc, data, test.head(50), 4), wide)) {
+            String m = assertThrows(IllegalArgumentException.class, () -> e.preciseBn(3)).getMessage();
+            assertTrue(m.contains("--precise-bn-batches") && m.contains("--max-train"), m);
         }
     }
 

@@ -1,9 +1,12 @@
 package dev.syncbn.spark;
 
+
 import java.io.File;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -11,8 +14,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
-import java.io.UncheckedIOException;
-import java.nio.file.NoSuchFileException;
 
 /**
  * A real Spark standalone cluster on 127.0.0.1: one Master and `workers` Workers (one core each) as

@@ -1,23 +1,23 @@
 package dev.syncbn.train;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.nd4j.linalg.api.buffer.DataType;
-import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 
 class ModelFileTest {
     @TempDir
@@ -27,7 +27,7 @@ class ModelFileTest {
     private final NetSpec spec = new NetSpec(1, 8, 8, new int[] {4, 6}, 10);
 
     private ModelFile sample() {
-        try (ConvNet net = new ConvNet(spec, 2, 1, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(spec, 2, 1, ConvNet.Kernels.FAST)) {
             net.init(5);
             Adam adam = new Adam(net.params, 1e-3);
             for (int i = 0; i < net.paramCount(); i++) net.grads.set(i, Math.sin(i));
@@ -55,7 +55,7 @@ class ModelFileTest {
         try (var files = Files.list(dir.resolve("sub"))) {
             assertEquals(List.of("model.bin"), files.map(p -> p.getFileName().toString()).filter(n -> !n.endsWith(".crc")).toList());
         }
-        try (ConvNet net = new ConvNet(spec, 2, 1, DataType.FLOAT)) {
+        try (ConvNet net = new ConvNet(spec, 2, 1, ConvNet.Kernels.FAST)) {
             Adam adam = new Adam(net.params, 1e-3);
             loaded.restore(net, adam);
             assertEquals(saved.params()[17], (float) net.params.get(17));
@@ -68,7 +68,7 @@ class ModelFileTest {
         String path = dir.resolve("model.bin").toString();
         sample().save(path, conf);
         ModelFile loaded = ModelFile.load(path, conf);
-        try (ConvNet other = new ConvNet(new NetSpec(1, 8, 8, new int[] {4, 8}, 10), 2, 1, DataType.FLOAT)) {
+        try (ConvNet other = new ConvNet(new NetSpec(1, 8, 8, new int[] {4, 8}, 10), 2, 1, ConvNet.Kernels.FAST)) {
             String m = assertThrows(IllegalArgumentException.class, () -> loaded.restore(other, null)).getMessage();
             assertTrue(m.contains("1x8x8:4,6:10") && m.contains("1x8x8:4,8:10"), m);
         }

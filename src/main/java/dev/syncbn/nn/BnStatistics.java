@@ -1,0 +1,170 @@
+package dev.syncbn.nn;
+
+
+import java.util.SplittableRandom;
+
+/**
+ * The bookkeeping of one batch-norm layer, whichever kernel computes it (the double reference
+ * BatchNorm2d or the fused float BnReluPool): its parameters gamma and beta, its running statistics, the
+ * reductions of its sums over the sync group through a BnReducer, the batch mean and 1/std of the last
+ * training forward, and the running statistics' update with PyTorch's conventions (running = (1 -
+ * momentum) * running + momentum * batch, with the unbiased variance). One class for both kernels, so
+ * that sync BN cannot drift between them:
+ *   forward:  S1 = sum x, S2 = sum x^2, N = count      mean = S1/N, var = S2/N - mean^2
+ *   backward: D1 = sum dy, D2 = sum dy * x_hat        dx = gamma/sqrt(var+eps) * (dy - D1/N - x_hat * D2/N)
+ * dgamma (local D2) and dbeta (local D1) are this replica's own: they travel with the other gradients.
+ */
+public final class BnStatistics {
+    public static final double EPS = 1e-5;
+    public static final double MOMENTUM = 0.1;
+
+    private final int[] shape;
+    private final int channels, index;
+    private BnReducer reducer = BnReducer.LOCAL;
+    // False in all but one of the shards of a ConvNet, which share the state buffer: the group's
+    // statistics are the same in every shard, and one of them moves the running statistics.
+    private boolean updatesRunningStatistics = true;
+    private Buf params, grads, state;
+    private int offset, stateOffset;
+    private final double[] mean, invStd;
+    private double count;
+
+    /** shape: C, H, W of the layer's input (and output); index: which batch-norm layer of the network this is (for the reducer). */
+    public BnStatistics(int[] shape, int index) {
+        this.shape = shape.clone();
+        this.channels = shape[0];
+        this.index = index;
+        this.mean = new double[channels];
+        this.invStd = new double[channels];
+    }
+
+    int[] shape() {
+        return shape.clone();
+    }
+
+    public void setReducer(BnReducer reducer) {
+        this.reducer = reducer;
+    }
+
+    void setUpdatesRunningStatistics(boolean updates) {
+        this.updatesRunningStatistics = updates;
+    }
+
+    /** gamma, then beta. */
+    int paramCount() {
+        return 2 * channels;
+    }
+
+    /** Running mean, then running variance. */
+    public int stateCount() {
+        return 2 * channels;
+    }
+
+    void bindParams(Buf params, Buf grads, int offset) {
+        this.params = params;
+        this.grads = grads;
+        this.offset = offset;
+    }
+
+    public void bindState(Buf state, int stateOffset) {
+        this.state = state;
+        this.stateOffset = stateOffset;
+    }
+
+    void initParams(SplittableRandom rng) {
+        for (int c = 0; c < channels; c++) {
+            params.set(offset + c, 1);
+            params.set(offset + channels + c, 0);
+        }
+    }
+
+    public void initState() {
+        for (int c = 0; c < channels; c++) {
+            state.set(stateOffset + c, 0);
+            state.set(stateOffset + channels + c, 1);
+        }
+    }
+
+    /**
+     * The training forward's bookkeeping: reduces this replica's sums (S1, S2 per channel, then the
+     * count) over the group, sets the batch mean and 1/std, and updates the running statistics. False if
+     * the group had no sample in this step.
+     */
+    boolean reduceStatistics(double[] sums) {
+        reducer.allReduce(index, true, sums);
+        count = sums[2 * channels];
+        if (count == 0) return false; // a sync group without a sample in this step: nothing to normalize or learn
+        if (count < 2) {
+            throw new IllegalStateException("batch norm needs more than one value per channel in training, got " + count);
+        }
+        for (int c = 0; c < channels; c++) {
+            double m = sums[c] / count;
+            double var = Math.max(0, sums[channels + c] / count - m * m);
+            mean[c] = m;
+            invStd[c] = 1 / Math.sqrt(var + EPS);
+            if (!updatesRunningStatistics) continue;
+            int rm = stateOffset + c, rv = stateOffset + channels + c;
+            state.set(rm, (1 - MOMENTUM) * state.get(rm) + MOMENTUM * m);
+            state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));
+        }
+        return true;
+    }
+
+    /** The backward's bookkeeping: from this replica's D1, D2 per channel, writes dgamma and dbeta and replaces sums with the group's sums. */
+    void reduceGradientSums(double[] sums) {
+        for (int c = 0; c < channels; c++) {
+            grads.set(offset + c, sums[channels + c]);
+            grads.set(offset + channels + c, sums[c]);
+        }
+        reducer.allReduce(index, false, sums);
+    }
+
+    /** After a training forward whose group had no sample: zero parameter gradients, and no reduction (the whole group skips alike). */
+    boolean skipsBackward() {
+        if (count != 0) return false;
+        for (int i = 0; i < 2 * channels; i++) grads.set(offset + i, 0);
+        return true;
+    }
+
+    double runningMean(int c) {
+        return state.get(stateOffset + c);
+    }
+
+    double runningInvStd(int c) {
+        return 1 / Math.sqrt(state.get(stateOffset + channels + c) + EPS);
+    }
+
+    /** The last training forward's batch mean, 1/std and element count (over the group). */
+    double mean(int c) {
+        return mean[c];
+    }
+
+    double invStd(int c) {
+        return invStd[c];
+    }
+
+    double count() {
+        return count;
+    }
+
+    double gamma(int c) {
+        return params.get(offset + c);
+    }
+
+    double beta(int c) {
+        return params.get(offset + channels + c);
+    }
+
+    /**
+     * Adds the last training forward's batch statistics into acc, laid out as this layer's running
+     * statistics are in the state buffer: the batch mean, then the unbiased batch variance (what the
+     * running statistics are averaged from), per channel.
+     */
+    public void addBatchStatistics(double[] acc) {
+        for (int c = 0; c < channels; c++) {
+            double biased = 1 / (invStd[c] * invStd[c]) - EPS;
+            acc[stateOffset + c] += mean[c];
+            acc[stateOffset + channels + c] += biased * count / (count - 1);
+        }
+    }
+}
