@@ -1,6 +1,7 @@
 package dev.syncbn.data;
 
 
+
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -13,6 +14,9 @@ import java.util.List;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SaveMode;
@@ -56,14 +60,34 @@ public final class ParquetData {
         frame(spark, d).repartition(files).write().mode(SaveMode.ErrorIfExists).parquet(path);
     }
 
-    /** A data set as rows of prepared data (SCHEMA: index, label, image bytes, shape). */
+    /** Images per chunk of frame(spark, d): 3 MB of Fashion-MNIST, each a broadcast of its own. */
+    private static final int CHUNK = 4096;
+
+    /**
+     * A data set in the driver's memory as rows of prepared data (SCHEMA: index, label, image bytes,
+     * shape). The pixels travel as broadcasts of CHUNK images each, which the tasks turn into rows: as
+     * rows of a local relation they travelled inside one task (Spark's "task of very large size" warning,
+     * 25 MB for Fashion-MNIST's training set).
+     */
     public static org.apache.spark.sql.Dataset<Row> frame(SparkSession spark, Dataset d) {
-        List<Row> rows = new ArrayList<>(d.size());
-        int size = d.sampleSize();
-        for (int i = 0; i < d.size(); i++) {
-            rows.add(RowFactory.create(i, d.label(i), Arrays.copyOfRange(d.pixels(), i * size, (i + 1) * size), d.channels(), d.height(),
-                    d.width()));
+        JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        int size = d.sampleSize(), channels = d.channels(), height = d.height(), width = d.width();
+        List<Broadcast<byte[]>> pixels = new ArrayList<>(), labels = new ArrayList<>();
+        List<Integer> chunks = new ArrayList<>();
+        for (int from = 0; from < d.size(); from += CHUNK) {
+            int to = Math.min(d.size(), from + CHUNK);
+            pixels.add(sc.broadcast(Arrays.copyOfRange(d.pixels(), from * size, to * size)));
+            labels.add(sc.broadcast(Arrays.copyOfRange(d.labels(), from, to)));
+            chunks.add(chunks.size());
         }
+        JavaRDD<Row> rows = sc.parallelize(chunks, Math.max(1, chunks.size())).flatMap(c -> {
+            byte[] p = pixels.get(c).value(), l = labels.get(c).value();
+            List<Row> out = new ArrayList<>(l.length);
+            for (int i = 0; i < l.length; i++) {
+                out.add(RowFactory.create(c * CHUNK + i, l[i] & 0xff, Arrays.copyOfRange(p, i * size, (i + 1) * size), channels, height, width));
+            }
+            return out.iterator();
+        });
         return spark.createDataFrame(rows, SCHEMA);
     }
 

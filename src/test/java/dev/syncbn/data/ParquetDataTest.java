@@ -9,6 +9,13 @@ import java.nio.file.attribute.FileTime;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.apache.logging.log4j.Level;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.core.LogEvent;
+import org.apache.logging.log4j.core.LoggerContext;
+import org.apache.logging.log4j.core.appender.AbstractAppender;
+import org.apache.logging.log4j.core.config.Property;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
@@ -45,6 +52,35 @@ class ParquetDataTest {
         r.nextBytes(pixels);
         for (int i = 0; i < n; i++) labels[i] = (byte) r.nextInt(10);
         return new Dataset(pixels, labels, 3, 4, 5, 10);
+    }
+
+    /** The driver's images reach the executors as broadcasts, not inside a task (Spark warns of tasks over 1,000 KiB). */
+    @Test
+    void preparingDataFromTheDriverSendsNoLargeTask() throws IOException {
+        LoggerContext logs = (LoggerContext) LogManager.getContext(false);
+        List<String> warnings = new CopyOnWriteArrayList<>();
+        AbstractAppender capture = new AbstractAppender("capture-warnings", null, null, true, Property.EMPTY_ARRAY) {
+            @Override
+            public void append(LogEvent e) {
+                warnings.add(e.getMessage().getFormattedMessage());
+            }
+        };
+        capture.start();
+        logs.getConfiguration().getRootLogger().addAppender(capture, Level.WARN, null);
+        logs.updateLoggers();
+        try {
+            Dataset big = generated(60_000, 7); // 3.6 MB of pixels, as many images as Fashion-MNIST's training set
+            String out = dir.resolve("big").toString();
+            ParquetData.prepare(spark, big, generated(10, 8), out, 2, false);
+            assertEquals(60_000, ParquetData.describe(out, spark.sparkContext().hadoopConfiguration()).trainSize());
+            var rows = spark.read().schema(ParquetData.SCHEMA).parquet(out + "/train").orderBy("index").limit(4097).collectAsList();
+            assertArrayEquals(Arrays.copyOfRange(big.pixels(), 4096 * 60, 4097 * 60), (byte[]) rows.get(4096).get(2), "image 4096, the second chunk's first");
+            assertEquals(big.label(4096), rows.get(4096).getInt(1));
+        } finally {
+            logs.getConfiguration().getRootLogger().removeAppender("capture-warnings");
+            logs.updateLoggers();
+        }
+        assertTrue(warnings.stream().noneMatch(w -> w.contains("very large size")), warnings.toString());
     }
 
     /** A prepared split missing a file, or holding another count of rows, is refused before training, naming it. */
