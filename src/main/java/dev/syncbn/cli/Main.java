@@ -4,6 +4,7 @@ package dev.syncbn.cli;
 import dev.syncbn.bench.Bench;
 import dev.syncbn.compare.CompareRunner;
 import dev.syncbn.train.Options;
+import dev.syncbn.train.TrainingStopped;
 import java.io.IOException;
 import java.util.Arrays;
 
@@ -48,6 +49,9 @@ public final class Main {
         } catch (IllegalArgumentException | IOException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(2);
+        } catch (TrainingStopped e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(1);
         }
     }
 

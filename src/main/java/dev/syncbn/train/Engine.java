@@ -44,7 +44,7 @@ public interface Engine extends AutoCloseable {
     /** Refuses to apply the update of a step whose loss is not finite, naming the step. */
     static void checkFinite(double loss, int epoch, int stepInEpoch) {
         if (!Double.isFinite(loss)) {
-            throw new IllegalStateException("training stopped: the loss of epoch " + epoch + " step " + (stepInEpoch + 1) + " is " + loss
+            throw new TrainingStopped("training stopped: the loss of epoch " + epoch + " step " + (stepInEpoch + 1) + " is " + loss
                     + "; that step's update was not applied, and checkpoints of finished epochs are untouched");
         }
     }
