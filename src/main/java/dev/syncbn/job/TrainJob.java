@@ -31,7 +31,7 @@ public final class TrainJob {
         Dataset trainPart = train.head(Dataset.limit(train.size(), c.maxTrain())), testPart = test.head(Dataset.limit(test.size(), c.maxTest()));
         System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", trainPart.size(), testPart.size(), c.batch(),
                 c.threads());
-        try (LocalEngine engine = new LocalEngine(trainPart, testPart, c.batch(), c.lr(), c.seed(), c.threads())) {
+        try (LocalEngine engine = new LocalEngine(trainPart, testPart, c)) {
             return run(engine, c, conf, Map.of("batch", Integer.toString(c.batch())), Trainer.Listener.NONE);
         }
     }

@@ -18,6 +18,11 @@ public final class LocalEngine implements Engine {
     public final Adam adam;
     private final int[] labels;
 
+    /** The engine of the run c (of it: batch, lr, seed, threads). */
+    public LocalEngine(Dataset train, Dataset test, TrainConfig c) {
+        this(train, test, c.batch(), c.lr(), c.seed(), c.threads());
+    }
+
     public LocalEngine(Dataset train, Dataset test, int batch, double lr, long seed, int threads) {
         this.train = train;
         this.test = test;
