@@ -17,7 +17,6 @@ import org.junit.jupiter.api.Test;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /**
  * The packages' layers, checked over the sources' imports: a package may use only packages of a lower
  * layer (none of its own layer but itself, none above), so there is no cycle; and a type of another

@@ -1,6 +1,5 @@
 package dev.syncbn.bench;
 
-
 import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;

@@ -1,6 +1,5 @@
 package dev.syncbn.bench;
 
-
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.ExecutorHub;

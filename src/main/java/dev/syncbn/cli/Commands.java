@@ -1,7 +1,5 @@
 package dev.syncbn.cli;
 
-
-
 import dev.syncbn.data.AtomicWrite;
 import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;

@@ -1,6 +1,5 @@
 package dev.syncbn.cli;
 
-
 import dev.syncbn.bench.Bench;
 import dev.syncbn.compare.CompareRunner;
 import dev.syncbn.train.Options;

@@ -1,6 +1,5 @@
 package dev.syncbn.compare;
 
-
 import dev.syncbn.compare.CompareDesign.Cell;
 import dev.syncbn.compare.CompareDesign.Run;
 import dev.syncbn.data.Sampler;

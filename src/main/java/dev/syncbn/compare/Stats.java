@@ -1,7 +1,5 @@
 package dev.syncbn.compare;
 
-
-
 import java.util.Locale;
 import org.apache.commons.math3.distribution.TDistribution;
 

@@ -1,7 +1,5 @@
 package dev.syncbn.coord;
 
-
-
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;

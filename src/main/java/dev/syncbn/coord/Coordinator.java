@@ -1,8 +1,5 @@
 package dev.syncbn.coord;
 
-
-
-
 import dev.syncbn.nn.BnMode;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;

@@ -1,7 +1,5 @@
 package dev.syncbn.coord;
 
-
-
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;

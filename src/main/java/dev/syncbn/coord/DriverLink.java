@@ -1,7 +1,5 @@
 package dev.syncbn.coord;
 
-
-
 import dev.syncbn.nn.BnReducer;
 import java.io.IOException;
 

@@ -1,8 +1,5 @@
 package dev.syncbn.coord;
 
-
-
-
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.Rendezvous;

@@ -1,7 +1,5 @@
 package dev.syncbn.coord;
 
-
-
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;

@@ -1,7 +1,5 @@
 package dev.syncbn.coord;
 
-
-
 import dev.syncbn.nn.BnMode;
 import java.util.Arrays;
 import java.util.HashMap;

@@ -1,7 +1,5 @@
 package dev.syncbn.coord;
 
-
-
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;

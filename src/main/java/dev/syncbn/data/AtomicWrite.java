@@ -1,6 +1,5 @@
 package dev.syncbn.data;
 
-
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.util.EnumSet;

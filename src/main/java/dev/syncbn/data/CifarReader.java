@@ -1,6 +1,5 @@
 package dev.syncbn.data;
 
-
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

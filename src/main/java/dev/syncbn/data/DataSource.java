@@ -1,6 +1,5 @@
 package dev.syncbn.data;
 
-
 import java.io.IOException;
 import java.util.function.Supplier;
 import org.apache.hadoop.conf.Configuration;

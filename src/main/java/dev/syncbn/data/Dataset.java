@@ -1,6 +1,5 @@
 package dev.syncbn.data;
 
-
 import dev.syncbn.nn.Buf;
 import java.util.Arrays;
 

@@ -1,6 +1,5 @@
 package dev.syncbn.data;
 
-
 import java.util.List;
 import org.apache.spark.ml.linalg.Vector;
 import org.apache.spark.ml.linalg.VectorUDT;

@@ -1,7 +1,5 @@
 package dev.syncbn.data;
 
-
-
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;

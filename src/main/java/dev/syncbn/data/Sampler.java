@@ -1,6 +1,5 @@
 package dev.syncbn.data;
 
-
 import java.util.SplittableRandom;
 
 /**

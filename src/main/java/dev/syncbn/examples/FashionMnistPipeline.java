@@ -1,6 +1,5 @@
 package dev.syncbn.examples;
 
-
 import dev.syncbn.ml.SyncBnClassificationModel;
 import dev.syncbn.ml.SyncBnClassifier;
 import org.apache.spark.ml.Pipeline;

@@ -1,8 +1,5 @@
 package dev.syncbn.job;
 
-
-
-
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.spark.SparkData;

@@ -1,6 +1,5 @@
 package dev.syncbn.ml;
 
-
 import dev.syncbn.data.ImageRows;
 import dev.syncbn.job.TrainJob;
 import dev.syncbn.spark.SparkData;

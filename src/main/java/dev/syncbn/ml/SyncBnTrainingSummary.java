@@ -1,6 +1,5 @@
 package dev.syncbn.ml;
 
-
 import dev.syncbn.train.Metrics;
 import java.io.Serializable;
 import java.util.List;

@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.nativeblas.NativeOpsHolder;
 

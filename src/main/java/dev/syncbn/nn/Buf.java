@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;

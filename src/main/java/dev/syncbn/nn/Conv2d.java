@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.SplittableRandom;

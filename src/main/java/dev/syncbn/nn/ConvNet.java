@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.util.List;
 import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;

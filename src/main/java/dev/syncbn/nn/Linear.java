@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;

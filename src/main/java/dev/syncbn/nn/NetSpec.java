@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.io.Serializable;
 import java.util.Arrays;
 

@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 

@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;

@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**

@@ -1,6 +1,5 @@
 package dev.syncbn.optim;
 
-
 import dev.syncbn.nn.Buf;
 import org.nd4j.linalg.api.buffer.DataType;
 

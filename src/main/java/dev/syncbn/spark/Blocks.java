@@ -1,6 +1,5 @@
 package dev.syncbn.spark;
 
-
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.ParquetData;
 import dev.syncbn.data.Sampler;

@@ -1,6 +1,5 @@
 package dev.syncbn.spark;
 
-
 import dev.syncbn.coord.Coordinator;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;

@@ -1,7 +1,5 @@
 package dev.syncbn.spark;
 
-
-
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;

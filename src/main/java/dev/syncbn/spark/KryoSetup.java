@@ -1,7 +1,5 @@
 package dev.syncbn.spark;
 
-
-
 import com.esotericsoftware.kryo.Kryo;
 import com.esotericsoftware.kryo.Serializer;
 import com.esotericsoftware.kryo.io.Input;

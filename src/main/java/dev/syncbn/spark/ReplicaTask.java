@@ -1,7 +1,5 @@
 package dev.syncbn.spark;
 
-
-
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.DriverLink;

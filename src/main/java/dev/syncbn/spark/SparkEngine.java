@@ -1,8 +1,5 @@
 package dev.syncbn.spark;
 
-
-
-
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.coord.StepSession;

@@ -1,7 +1,5 @@
 package dev.syncbn.train;
 
-
-
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.optim.Adam;
 import java.util.Arrays;

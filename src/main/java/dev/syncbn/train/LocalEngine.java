@@ -1,7 +1,5 @@
 package dev.syncbn.train;
 
-
-
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.ConvNet;

@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-
 import dev.syncbn.data.AtomicWrite;
 import java.io.BufferedReader;
 import java.io.IOException;

@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-
 import dev.syncbn.data.AtomicWrite;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;

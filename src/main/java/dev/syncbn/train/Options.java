@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;

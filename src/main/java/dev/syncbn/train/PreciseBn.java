@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.ConvNet;

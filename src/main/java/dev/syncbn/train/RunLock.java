@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-
 import dev.syncbn.data.AtomicWrite;
 import java.io.IOException;
 import java.net.InetAddress;

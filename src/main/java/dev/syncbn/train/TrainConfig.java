@@ -1,6 +1,5 @@
 package dev.syncbn.train;
 
-
 import dev.syncbn.nn.BnMode;
 
 /**

@@ -1,7 +1,5 @@
 package dev.syncbn.train;
 
-
-
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;

@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 class OptionsTest {
     @Test
     void readmeOptionsTableIsTheOneSourceOfDefaults() throws Exception {

@@ -1,6 +1,5 @@
 package dev.syncbn.coord;
 
-
 import dev.syncbn.nn.BnMode;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -19,7 +18,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-
 
 /**
  * The coordination service under hostile input: strangers, wrong keys, broken frames, wrong vector

@@ -1,6 +1,5 @@
 package dev.syncbn.coord;
 
-
 import dev.syncbn.nn.BnMode;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
@@ -22,7 +21,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-
 
 /**
  * What crosses the wire between replicas and the coordination service, seen and altered by a proxy on

@@ -12,7 +12,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /**
  * Replicas grouped into executor hubs (one connection per executor) compute what replicas with a
  * connection each compute: the same BN sums per sync group (also for groups split across executors),

@@ -12,7 +12,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /** The step arithmetic without sockets: sums equal folding the parties' parts in rank order, whatever order they arrive in. */
 class StepAggregatorTest {
     static final int W = 4, PARAMS = 1000, STATE = 6;

@@ -13,7 +13,6 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /**
  * The run's state machine with no socket: epochs, stage attempts, join and leave, BN reductions,
  * hand-ins, snapshots and the rollback of a relaunched attempt, driven through LocalParty (the direct

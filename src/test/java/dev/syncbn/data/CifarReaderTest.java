@@ -12,7 +12,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /** CIFAR-10 cannot be downloaded here: its binary format is tested on generated files. */
 class CifarReaderTest {
     @TempDir

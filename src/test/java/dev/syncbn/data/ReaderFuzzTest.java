@@ -18,7 +18,6 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-
 /**
  * Every reader fed generated bad files: random bytes, truncations, headers with random (also huge)
  * sizes. Each read must end, quickly, either with a consistent dataset or with an IOException that

@@ -42,7 +42,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /** The Spark ML Estimator and Model on real Fashion-MNIST rows, in Spark local mode. */
 class SyncBnClassifierTest {
     static SparkSession spark;

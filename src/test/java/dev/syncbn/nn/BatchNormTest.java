@@ -11,7 +11,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-
 class BatchNormTest {
     private static final DataType D = DataType.DOUBLE;
     private static final int C = 3, H = 2, W = 3, PLANE = H * W;

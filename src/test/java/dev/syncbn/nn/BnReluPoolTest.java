@@ -8,7 +8,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /** The fused float kernel against the reference layers it replaces (BatchNorm2d with ReLU, then MaxPool2d), both in float. */
 class BnReluPoolTest {
     private static final DataType F = DataType.FLOAT;

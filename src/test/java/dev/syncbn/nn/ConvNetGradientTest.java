@@ -8,7 +8,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-
 class ConvNetGradientTest {
     @Test
     void wholeNetworkGradientMatchesFiniteDifferences() {

@@ -8,7 +8,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /**
  * The first layer's direct float kernel (Conv2d.forwardDirect and its weight gradient) against the same
  * layer in double, which runs ND4J's conv2d and the gradient-checked weightGradOnly.

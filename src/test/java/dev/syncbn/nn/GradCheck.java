@@ -6,7 +6,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /** Central finite differences in double precision against analytic gradients. */
 final class GradCheck {
     static final double H = 1e-6;

@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-
 import java.util.Arrays;
 import java.util.concurrent.BrokenBarrierException;
 import java.util.concurrent.CyclicBarrier;

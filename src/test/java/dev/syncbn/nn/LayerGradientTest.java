@@ -6,7 +6,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 import static org.junit.jupiter.api.Assertions.assertNull;
 
-
 class LayerGradientTest {
     private static final DataType D = DataType.DOUBLE;
     private final Parallel parallel = new Parallel(2);

@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 class RendezvousTest {
     /** Every meeting's work runs once, before anyone goes on, and every thread sees its result (whether it spun or slept). */
     @Test

@@ -7,7 +7,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-
 class AdamTest {
     /**
      * Three steps against the textbook algorithm (Kingma & Ba, with eps added to the corrected sqrt(v)),

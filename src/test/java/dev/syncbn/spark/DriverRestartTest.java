@@ -16,7 +16,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /**
  * The driver process killed (SIGKILL) in the middle of training and started again with --resume: the run
  * continues from the last checkpoint and ends with the same parameters as an uninterrupted run.

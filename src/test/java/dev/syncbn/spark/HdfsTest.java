@@ -1,6 +1,5 @@
 package dev.syncbn.spark;
 
-
 import dev.syncbn.data.DataSource;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.IdxReader;
@@ -23,7 +22,6 @@ import org.junit.jupiter.api.io.TempDir;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-
 
 /** Prepare to, train from, checkpoint to and resume from HDFS (an in-process MiniDFSCluster). */
 @Tag("slow")

@@ -9,7 +9,6 @@ import org.junit.jupiter.api.Test;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-
 /** Every class the job ships through Kryo is registered: with registration required, each round-trips. */
 class KryoSetupTest {
     @SuppressWarnings("unchecked")

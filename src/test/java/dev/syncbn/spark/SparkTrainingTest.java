@@ -1,6 +1,5 @@
 package dev.syncbn.spark;
 
-
 import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.ParquetData;
@@ -40,7 +39,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-
 
 /** The Spark trainer in local mode against the single-process reference. */
 class SparkTrainingTest {

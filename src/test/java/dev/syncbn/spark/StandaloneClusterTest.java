@@ -15,7 +15,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /**
  * The job on a real standalone cluster (Master and two Workers as separate JVMs), submitted with
  * spark-submit: closures and Kryo cross process boundaries, ND4J loads in fresh executor JVMs, the

@@ -22,7 +22,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-
 /**
  * The job on YARN, as Spark's own YARN tests run it: a MiniYARNCluster (ResourceManager and a
  * NodeManager in this JVM, containers as separate processes) with HDFS (a MiniDFSCluster), the
