@@ -190,7 +190,7 @@ public final class SparkEngine implements Engine {
     public EpochResult trainEpoch(int epoch, Progress progress) throws Exception {
         int w = s.workers(), steps = stepsPerEpoch();
         double[] split = new double[5];
-        double[] totals = new double[3];
+        Totals[] soFar = {Totals.NONE};
         // by step (stepDone hears of each step once, even of those a relaunched stage recomputes)
         double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
         coordinator.session().startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new StepSession.StepHandler() {
@@ -215,9 +215,7 @@ public final class SparkEngine implements Engine {
 
             @Override
             public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {
-                totals[0] += r.lossSum();
-                totals[1] += r.correct();
-                totals[2] += r.count();
+                soFar[0] = soFar[0].plus(new Totals(r.lossSum(), r.correct(), r.count()));
                 split[0] += t.computeS();
                 split[1] += t.bnWaitS();
                 split[2] += t.exchangeS();
@@ -226,7 +224,7 @@ public final class SparkEngine implements Engine {
                 outsideS[r.step()] = t.bnWaitS() + t.exchangeS() + t.updateS();
                 overheadS[r.step()] = Math.max(0, outsideS[r.step()] - t.straggleS());
                 stepS[r.step()] = t.computeS() + outsideS[r.step()];
-                progress.step(r.step(), steps, r.lossSum() / r.count(), new Totals(totals[0], (long) totals[1], (long) totals[2]));
+                progress.step(r.step(), steps, r.lossSum() / r.count(), soFar[0]);
             }
         });
         JavaRDD<Blocks.Part> parts = replicaParts(epoch);
@@ -267,7 +265,7 @@ public final class SparkEngine implements Engine {
         if (coordinator.session().failure() != null) throw driverFailureOr(null);
         if (coordinator.session().step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.session().step() + " of " + steps);
         net.state.copyFrom(coordinator.session().state());
-        return new EpochResult(new Totals(totals[0], (long) totals[1], (long) totals[2]), split[0] * 1e3 / steps, split[1] * 1e3 / steps,
+        return new EpochResult(soFar[0], split[0] * 1e3 / steps, split[1] * 1e3 / steps,
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
                 Engine.medianMs(overheadS, steps));
     }

@@ -41,9 +41,10 @@ public final class LocalEngine implements Engine {
     /** Trains on the training samples in the given order, batch after batch (the benchmark chooses its own). */
     public EpochResult trainSteps(int epoch, int[] order, Progress progress) {
         int steps = Sampler.steps(order.length, batch);
-        double lossSum = 0, updateS = 0;
+        double updateS = 0;
         double[] stepS = new double[steps], outsideS = new double[steps];
-        long correct = 0, count = 0, t0 = System.nanoTime();
+        Totals soFar = Totals.NONE;
+        long t0 = System.nanoTime();
         for (int s = 0; s < steps; s++) {
             long s0 = System.nanoTime();
             int from = s * batch, n = Math.min(batch, order.length - from);
@@ -56,14 +57,12 @@ public final class LocalEngine implements Engine {
             updateS += (u1 - u0) / 1e9;
             stepS[s] = (u1 - s0) / 1e9;
             outsideS[s] = (u1 - u0) / 1e9;
-            lossSum += r.lossSum();
-            correct += r.correct();
-            count += n;
-            progress.step(s, steps, r.lossSum() / n, new Totals(lossSum, correct, count));
+            soFar = soFar.plus(new Totals(r.lossSum(), r.correct(), n));
+            progress.step(s, steps, r.lossSum() / n, soFar);
         }
         double totalMs = (System.nanoTime() - t0) / 1e6 / steps, updateMs = updateS * 1e3 / steps;
         double outsideMedian = Engine.medianMs(outsideS, steps);
-        return new EpochResult(new Totals(lossSum, correct, count), totalMs - updateMs, 0, 0, updateMs, Engine.medianMs(stepS, steps), outsideMedian, 0,
+        return new EpochResult(soFar, totalMs - updateMs, 0, 0, updateMs, Engine.medianMs(stepS, steps), outsideMedian, 0,
                 outsideMedian);
     }
 
@@ -96,8 +95,7 @@ public final class LocalEngine implements Engine {
         int[] predicted = new int[net.maxBatch];
         int[] order = new int[data.size()];
         for (int i = 0; i < order.length; i++) order[i] = i;
-        double lossSum = 0;
-        long correct = 0;
+        Totals sum = Totals.NONE;
         for (int from = 0; from < order.length; from += net.maxBatch) {
             int n = Math.min(net.maxBatch, order.length - from);
             data.fill(order, from, n, net.input, labels);
@@ -106,10 +104,9 @@ public final class LocalEngine implements Engine {
                 net.lastPredictions(n, predicted);
                 for (int i = 0; i < n; i++) confusion[labels[i] * net.spec.classes() + predicted[i]]++;
             }
-            lossSum += r.lossSum();
-            correct += r.correct();
+            sum = sum.plus(new Totals(r.lossSum(), r.correct(), n));
         }
-        return new Totals(lossSum, correct, order.length);
+        return sum;
     }
 
     @Override
