@@ -118,10 +118,16 @@ public final class BnStatistics {
         reducer.allReduce(index, false, sums);
     }
 
-    /** After a training forward whose group had no sample: zero parameter gradients, and no reduction (the whole group skips alike). */
+    /**
+     * After a training forward whose group had no sample: zero parameter gradients, and nothing to
+     * compute. The backward's reduction still takes place, with zero sums: the replicas of other groups
+     * may meet in the same place (an executor's hub holds every group of its replicas), and every replica
+     * must take part in the same meetings in the same order.
+     */
     boolean skipsBackward() {
         if (count != 0) return false;
         for (int i = 0; i < 2 * channels; i++) grads.set(offset + i, 0);
+        reducer.allReduce(index, false, new double[2 * channels]);
         return true;
     }
 
