@@ -30,7 +30,7 @@ public final class Bench {
         int warmup = o.getInt("warmup-steps", 0), steps = o.getInt("steps", 1);
         Backend.init();
         System.out.println("ND4J oneDNN build: " + Backend.isOneDnn() + ", threads " + threads);
-        Dataset[] data = DataSource.readSplits(o.get("data"), new Configuration(), SparkSetup::readerSession);
+        Dataset[] data = DataSource.readSplits(o.get("data"), new Configuration(), SparkSetup::reader);
         try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
             int[] shuffled = Sampler.order(data[0].size(), o.getLong("seed"), 1);
             int[] order = new int[(warmup + steps) * batch];

@@ -3,8 +3,8 @@ package dev.syncbn.bench;
 import dev.syncbn.coord.Coordinator;
 import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.ExecutorHub;
+import dev.syncbn.coord.RunState;
 import dev.syncbn.coord.StepAggregator;
-import dev.syncbn.coord.StepSession;
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
@@ -66,12 +66,12 @@ public final class ProtocolBench {
         int[] channels = spec.convWidths();
         BnMode bn = BnMode.parse(mode, workers);
         try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
-            c.session().startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new StepSession.StepHandler() {
+            c.runState().startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new RunState.StepHandler() {
                 @Override
                 public void apply(StepAggregator.StepReport r, float[] params) {}
 
                 @Override
-                public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {}
+                public void stepDone(StepAggregator.StepReport r, RunState.StepTimes t) {}
 
                 @Override
                 public void snapshot() {}

@@ -35,7 +35,7 @@ final class Commands {
     static void trainLocal(Options o) throws Exception {
         TrainConfig c = TrainConfig.from(o);
         Configuration conf = new Configuration();
-        Dataset[] data = DataSource.readSplits(o.get("data"), conf, SparkSetup::readerSession);
+        Dataset[] data = DataSource.readSplits(o.get("data"), conf, SparkSetup::reader);
         TrainJob.local(c, data[0], data[1], conf);
     }
 

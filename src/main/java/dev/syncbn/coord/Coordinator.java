@@ -24,25 +24,25 @@ import java.util.function.BooleanSupplier;
 import java.util.logging.Logger;
 
 /**
- * The driver's coordination service for one training run: the server in front of a StepSession. The W
+ * The driver's coordination service for one training run: the server in front of a RunState. The W
  * replicas of a barrier stage connect as parties: each executor's hub speaks for the replicas in its JVM
  * (which summed their parts there first), so the driver's traffic grows with the executors, not the
  * replicas; a party may also be a single replica. A party proves that it holds the run's key (Channel:
  * the key never crosses the wire, and every later frame is sealed); then per step it (1) all-reduces the
  * BN statistics of the sync groups it shares with other parties and (2) hands in its replicas' summed
  * gradient, and receives the new parameters once. This class only accepts, decodes and checks frames
- * and calls the session; what a step means, and what a relaunch goes back to, is the session's. Frames
- * of the wrong length, failing their seal or without a proof of the key, and whatever the session
+ * and calls the run's state; what a step means, and what a relaunch goes back to, is RunState's. Frames
+ * of the wrong length, failing their seal or without a proof of the key, and whatever RunState
  * refuses, are dropped with a log line and the connection is closed.
  *
- * A party in the driver's own JVM (Spark local mode) calls the session directly (LocalParty).
+ * A party in the driver's own JVM (Spark local mode) calls RunState directly (LocalParty).
  */
 public final class Coordinator implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Coordinator.class.getName());
 
     private final int workers, paramCount, stateCount, maxFrame;
     private final BnMode bn;
-    private final StepSession session;
+    private final RunState runState;
     private final byte[] key;
     private final boolean encrypt;
     private final ServerSocket server;
@@ -79,7 +79,7 @@ public final class Coordinator implements AutoCloseable {
         this.stateCount = stateCount;
         this.bn = bn;
         this.maxFrame = Wire.maxFrame(paramCount, stateCount, workers, bnChannels);
-        this.session = new StepSession(workers, bn, paramCount, stateCount, bnChannels);
+        this.runState = new RunState(workers, bn, paramCount, stateCount, bnChannels);
         server = new ServerSocket();
         server.setReceiveBufferSize(Wire.SOCKET_BUFFER); // inherited by accepted sockets; must precede bind
         server.bind(new InetSocketAddress(InetAddress.getByName(bindHost), 0), 64);
@@ -103,12 +103,12 @@ public final class Coordinator implements AutoCloseable {
 
     /** A party of these ranks (ascending) in this JVM, for a stage attempt of an epoch; killed tells whether its task was killed. */
     public LocalParty localParty(int[] ranks, int epoch, int attempt, BooleanSupplier killed) {
-        return new LocalParty(session, ranks, epoch, attempt, killed);
+        return new LocalParty(runState, ranks, epoch, attempt, killed);
     }
 
     /** The run's state, which the frames drive. */
-    public StepSession session() {
-        return session;
+    public RunState runState() {
+        return runState;
     }
 
     public int port() {
@@ -177,7 +177,7 @@ public final class Coordinator implements AutoCloseable {
                     else throw new Wire.ProtocolException("unexpected frame type " + type);
                 }
             } finally {
-                session.leave(ranks, helloAttempt); // before the socket closes, so whoever sees it close may reconnect at once
+                runState.leave(ranks, helloAttempt); // before the socket closes, so whoever sees it close may reconnect at once
             }
         } catch (IOException | RuntimeException | InterruptedException e) {
             if (!closed) LOG.warning("coordinator: dropped " + who + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()));
@@ -187,7 +187,7 @@ public final class Coordinator implements AutoCloseable {
     }
 
     private void welcome(int[] ranks, int helloEpoch, int helloAttempt, Channel channel) throws IOException {
-        DriverLink.Welcome w = session.join(ranks, helloEpoch, helloAttempt);
+        DriverLink.Welcome w = runState.join(ranks, helloEpoch, helloAttempt);
         Wire.Out out = new Wire.Out(Wire.WELCOME);
         out.data.writeInt(w.startStep());
         channel.send(out.floats(w.params()).floats(w.state()));
@@ -196,9 +196,9 @@ public final class Coordinator implements AutoCloseable {
     private void onBn(int[] ranks, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt(), layer = frame.readInt();
         boolean forward = frame.readBoolean();
-        double[] sums = Wire.doubles(frame, StepAggregator.sharedGroups(bn, ranks).length * session.aggregator().bnLength(layer, forward));
+        double[] sums = Wire.doubles(frame, StepAggregator.sharedGroups(bn, ranks).length * runState.aggregator().bnLength(layer, forward));
         Wire.expectEnd(frame);
-        channel.send(new Wire.Out(Wire.BN_SUM).doubles(session.reduceBn(ranks, myAttempt, frameEpoch, frameStep, layer, forward, sums, null)));
+        channel.send(new Wire.Out(Wire.BN_SUM).doubles(runState.reduceBn(ranks, myAttempt, frameEpoch, frameStep, layer, forward, sums, null)));
     }
 
     private void onGrad(int[] ranks, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
@@ -210,9 +210,9 @@ public final class Coordinator implements AutoCloseable {
         float[] grad = Wire.floats(frame, paramCount);
         float[] stateSum = Wire.floatsUpTo(frame, stateCount); // all or nothing, as the step requires: checked in handIn
         Wire.expectEnd(frame);
-        session.handIn(ranks, myAttempt, frameEpoch, frameStep, new StepAggregator.Contribution(count, lossSum, right, compute, slowest, bnWait, grad, stateSum),
+        runState.handIn(ranks, myAttempt, frameEpoch, frameStep, new StepAggregator.Contribution(count, lossSum, right, compute, slowest, bnWait, grad, stateSum),
                 null);
-        channel.send(session.encodedParams(Wire::paramsPayload)); // built once per step for all connections; sealed per connection (each has its own keys)
+        channel.send(runState.encodedParams(Wire::paramsPayload)); // built once per step for all connections; sealed per connection (each has its own keys)
     }
 
     @Override
@@ -221,6 +221,6 @@ public final class Coordinator implements AutoCloseable {
         IN_THIS_JVM.remove(port(), this);
         server.close();
         connections.shutdownNow();
-        session.end();
+        runState.end();
     }
 }

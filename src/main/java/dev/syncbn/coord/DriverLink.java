@@ -4,7 +4,7 @@ import dev.syncbn.nn.BnReducer;
 import java.io.IOException;
 
 /**
- * A party's link to the driver's coordination service (see Coordinator and StepSession): the BN all-reduce of the sync
+ * A party's link to the driver's coordination service (see Coordinator and RunState): the BN all-reduce of the sync
  * groups the party shares with other parties, and the per-step gradient hand-in. Over a socket
  * (CoordinatorClient), or a direct call when the service runs in the party's own JVM (Spark local mode:
  * LocalParty).

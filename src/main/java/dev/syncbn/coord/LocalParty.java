@@ -7,20 +7,20 @@ import java.util.function.BooleanSupplier;
 
 /**
  * A party in the coordination service's own JVM (Spark local mode, where the executor is the driver):
- * the same steps a connection's frames take, as direct calls on the StepSession, with no socket, seal or
+ * the same steps a connection's frames take, as direct calls on the RunState, with no socket, seal or
  * copy of the gradient (about 1.3 ms a step of a 201 KB gradient on loopback). Nothing crosses a process
  * boundary, so there is no key to prove.
  */
 public final class LocalParty implements DriverLink {
-    private final StepSession session;
+    private final RunState runState;
     private final int[] ranks;
     private final int epoch, attempt;
     private final BooleanSupplier killed;
     private int step;
 
     /** A party of these ranks (ascending) for a stage attempt of an epoch; killed tells whether its task was killed. */
-    public LocalParty(StepSession session, int[] ranks, int epoch, int attempt, BooleanSupplier killed) {
-        this.session = session;
+    public LocalParty(RunState runState, int[] ranks, int epoch, int attempt, BooleanSupplier killed) {
+        this.runState = runState;
         this.ranks = ranks.clone();
         this.epoch = epoch;
         this.attempt = attempt;
@@ -29,7 +29,7 @@ public final class LocalParty implements DriverLink {
 
     @Override
     public Welcome welcome() throws IOException {
-        Welcome w = session.join(ranks, epoch, attempt);
+        Welcome w = runState.join(ranks, epoch, attempt);
         step = w.startStep();
         return w;
     }
@@ -37,7 +37,7 @@ public final class LocalParty implements DriverLink {
     @Override
     public void allReduce(int layer, boolean forward, double[] sums) {
         try {
-            double[] totals = session.reduceBn(ranks, attempt, epoch, step, layer, forward, sums, killed);
+            double[] totals = runState.reduceBn(ranks, attempt, epoch, step, layer, forward, sums, killed);
             System.arraycopy(totals, 0, sums, 0, sums.length);
         } catch (IOException e) {
             throw new UncheckedIOException("BN all-reduce of layer " + layer + " at step " + step + " failed", e);
@@ -50,7 +50,7 @@ public final class LocalParty implements DriverLink {
     @Override
     public float[] exchange(StepAggregator.Contribution c) throws IOException {
         try {
-            float[] params = session.handIn(ranks, attempt, epoch, step, c, killed);
+            float[] params = runState.handIn(ranks, attempt, epoch, step, c, killed);
             step++;
             return params;
         } catch (InterruptedException e) {
@@ -61,6 +61,6 @@ public final class LocalParty implements DriverLink {
 
     @Override
     public void close() {
-        session.leave(ranks, attempt);
+        runState.leave(ranks, attempt);
     }
 }

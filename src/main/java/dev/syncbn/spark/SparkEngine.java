@@ -1,8 +1,8 @@
 package dev.syncbn.spark;
 
 import dev.syncbn.coord.Coordinator;
+import dev.syncbn.coord.RunState;
 import dev.syncbn.coord.StepAggregator;
-import dev.syncbn.coord.StepSession;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.Backend;
@@ -25,7 +25,6 @@ import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.storage.StorageLevel;
 import org.bytedeco.javacpp.Pointer;
-
 import scala.reflect.ClassTag$;
 
 /**
@@ -193,7 +192,7 @@ public final class SparkEngine implements Engine {
         Totals[] soFar = {Totals.NONE};
         // by step (stepDone hears of each step once, even of those a relaunched stage recomputes)
         double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
-        coordinator.session().startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new StepSession.StepHandler() {
+        coordinator.runState().startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new RunState.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport report, float[] params) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
@@ -214,7 +213,7 @@ public final class SparkEngine implements Engine {
             }
 
             @Override
-            public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {
+            public void stepDone(StepAggregator.StepReport r, RunState.StepTimes t) {
                 soFar[0] = soFar[0].plus(new Totals(r.lossSum(), r.correct(), r.count()));
                 split[0] += t.computeS();
                 split[1] += t.bnWaitS();
@@ -234,7 +233,7 @@ public final class SparkEngine implements Engine {
         // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
         String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch;
         sc.setJobGroup(group, "syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)", true); // sets the job description too
-        coordinator.session().onFailure(() -> sc.cancelJobGroup(group));
+        coordinator.runState().onFailure(() -> sc.cancelJobGroup(group));
         // Likewise a replica's deterministic failure, which Spark only reports as a failed task.
         AtomicReference<String> replicaFailure = new AtomicReference<>();
         SparkListener deterministic = new SparkListener() {
@@ -253,7 +252,7 @@ public final class SparkEngine implements Engine {
             JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
-            if (coordinator.session().failure() == null && replicaFailure.get() != null) {
+            if (coordinator.runState().failure() == null && replicaFailure.get() != null) {
                 throw new IllegalArgumentException(replicaFailure.get() + " (not retried: it would fail again)", e);
             }
             throw driverFailureOr(e);
@@ -262,9 +261,9 @@ public final class SparkEngine implements Engine {
             sc.clearJobGroup(); // a thread's job group and description stick to every later job of the thread
             sc.setJobDescription(null);
         }
-        if (coordinator.session().failure() != null) throw driverFailureOr(null);
-        if (coordinator.session().step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.session().step() + " of " + steps);
-        net.state.copyFrom(coordinator.session().state());
+        if (coordinator.runState().failure() != null) throw driverFailureOr(null);
+        if (coordinator.runState().step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.runState().step() + " of " + steps);
+        net.state.copyFrom(coordinator.runState().state());
         return new EpochResult(soFar[0], split[0] * 1e3 / steps, split[1] * 1e3 / steps,
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
                 Engine.medianMs(overheadS, steps));
@@ -314,7 +313,7 @@ public final class SparkEngine implements Engine {
 
     /** The coordinator's own failure, with the stage's failure attached, or else the stage's failure. */
     private Exception driverFailureOr(Exception stageFailure) {
-        Throwable driver = coordinator.session().failure();
+        Throwable driver = coordinator.runState().failure();
         if (driver == null) return stageFailure;
         RuntimeException e = driver instanceof RuntimeException re ? re : new IllegalStateException(driver.getMessage(), driver);
         if (stageFailure != null) e.addSuppressed(stageFailure);

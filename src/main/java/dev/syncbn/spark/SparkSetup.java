@@ -10,7 +10,7 @@ import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 
-/** The Spark settings the job relies on (conf/spark-defaults.conf), applied to every SparkConf it creates (driver and tests), and its sessions. */
+/** The Spark settings the job relies on (conf/spark-defaults.conf), applied to every SparkConf it creates (driver and tests), and the SparkSessions it starts. */
 public final class SparkSetup {
     private SparkSetup() {}
 
@@ -48,15 +48,15 @@ public final class SparkSetup {
         return conf.setMaster(withRetries(m));
     }
 
-    /** A Spark session of conf(...), logging at WARN. */
+    /** A SparkSession of conf(...), logging at WARN. */
     public static SparkSession session(String appName, String master, int defaultCores, boolean localCores) {
         SparkSession s = SparkSession.builder().config(conf(appName, master, defaultCores, localCores)).getOrCreate();
         s.sparkContext().setLogLevel("WARN");
         return s;
     }
 
-    /** A one-thread local Spark session, only for reading prepared (Parquet) data in a command that has no Spark otherwise. */
-    public static SparkSession readerSession() {
+    /** A one-thread local SparkSession, only for reading prepared (Parquet) data in a command that has no Spark otherwise. */
+    public static SparkSession reader() {
         return SparkSession.builder().config(configure(new SparkConf().setMaster("local[1]").setAppName("syncbn-read"))).getOrCreate();
     }
 

@@ -47,7 +47,7 @@ class CoordinatorHostileTest {
     static Coordinator start(int workers, AtomicInteger stepsDone, boolean encrypt, BnMode bn, AtomicInteger applied) throws IOException {
         Coordinator c = new Coordinator("127.0.0.1", workers, bn, P, S, CHANNELS, Coordinator.randomKey(), encrypt);
         float[] params = new float[P];
-        c.session().startEpoch(1, STEPS, 0, params, new float[S], new StepSession.StepHandler() {
+        c.runState().startEpoch(1, STEPS, 0, params, new float[S], new RunState.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport r, float[] next) {
                 applied.incrementAndGet();
@@ -56,7 +56,7 @@ class CoordinatorHostileTest {
             }
 
             @Override
-            public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {
+            public void stepDone(StepAggregator.StepReport r, RunState.StepTimes t) {
                 stepsDone.incrementAndGet();
             }
 
@@ -311,10 +311,10 @@ class CoordinatorHostileTest {
                 s.socket().getOutputStream().write(new byte[] {0x7f, 0, 0, 0, Wire.GRAD});
                 assertEquals(-1, s.socket().getInputStream().read(), "dropped");
             }
-            assertEquals(at, c.session().step(), "no step was taken by the attacks");
+            assertEquals(at, c.runState().step(), "no step was taken by the attacks");
             float[] got = replica(c, 0, 1, STEPS);
             assertArrayEquals(expected, got);
-            assertArrayEquals(statisticsAtSnapshot(STEPS, 1), c.session().state(), "the statistics of the epoch's last step");
+            assertArrayEquals(statisticsAtSnapshot(STEPS, 1), c.runState().state(), "the statistics of the epoch's last step");
         }
     }
 

@@ -258,7 +258,7 @@ class CoordinatorWireTest {
             assertEquals(2, attempts[0]);
             assertEquals(CoordinatorHostileTest.STEPS, steps.get(), "every step reported once");
             assertEquals(CoordinatorHostileTest.STEPS + broken - snapshot, applied.get(), "steps " + snapshot + " to " + (broken - 1) + " computed twice");
-            assertArrayEquals(CoordinatorHostileTest.statisticsAtSnapshot(CoordinatorHostileTest.STEPS, W), c.session().state());
+            assertArrayEquals(CoordinatorHostileTest.statisticsAtSnapshot(CoordinatorHostileTest.STEPS, W), c.runState().state());
         }
     }
 

@@ -116,7 +116,7 @@ class ExecutorHubTest {
             assertTrue(failures.stream().anyMatch(e -> e.getMessage().contains("injected failure of rank 1")), String.valueOf(failures));
             assertTrue(failures.stream().anyMatch(e -> e instanceof Rendezvous.Released), "rank 0 was released: " + failures);
             assertTrue(System.nanoTime() - t0 < 20_000_000_000L);
-            assertEquals(7, c.session().step(), "no step after the failure was taken");
+            assertEquals(7, c.runState().step(), "no step after the failure was taken");
             List<Throwable> second = new ArrayList<>();
             float[] relaunched = run(c, inJvm, bn, hubs, 1, -1, -1, second); // the next stage attempt voids what is left of the first
             assertTrue(second.isEmpty(), String.valueOf(second));

@@ -22,8 +22,8 @@ import java.util.logging.Logger;
  * progress is not touched. Thread-safe: every method holds this object's lock, and a party waiting for
  * the others waits on it.
  */
-public final class StepSession {
-    private static final Logger LOG = Logger.getLogger(StepSession.class.getName());
+public final class RunState {
+    private static final Logger LOG = Logger.getLogger(RunState.class.getName());
 
     /**
      * Per-step time split, seconds, as the replicas and the driver measured it. straggleS is not a fourth
@@ -64,7 +64,7 @@ public final class StepSession {
     private volatile Runnable onFailure = () -> {};
 
     /** bnChannels: the channel count of each BN layer, in order. */
-    public StepSession(int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) {
+    public RunState(int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) {
         this.aggregator = new StepAggregator(workers, bn, paramCount, stateCount, bnChannels);
         this.connected = new boolean[workers];
     }

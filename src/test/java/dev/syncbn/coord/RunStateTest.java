@@ -19,14 +19,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * calls a party in the driver's JVM makes). The same parties as CoordinatorHostileTest's, which proves
  * the same over the wire.
  */
-class StepSessionTest {
+class RunStateTest {
     static final int W = 3, P = CoordinatorHostileTest.P, S = CoordinatorHostileTest.S, STEPS = CoordinatorHostileTest.STEPS;
 
-    /** A session whose "optimizer" adds the summed gradient to the parameters; applied counts every computed step, reported every reported one. */
-    static StepSession session(AtomicInteger applied, AtomicInteger reported, RuntimeException failAtStep5) {
-        StepSession s = new StepSession(W, BnMode.parse("sync", W), P, S, CoordinatorHostileTest.CHANNELS);
+    /** A run whose "optimizer" adds the summed gradient to the parameters; applied counts every computed step, reported every reported one. */
+    static RunState run(AtomicInteger applied, AtomicInteger reported, RuntimeException failAtStep5) {
+        RunState s = new RunState(W, BnMode.parse("sync", W), P, S, CoordinatorHostileTest.CHANNELS);
         float[] params = new float[P];
-        s.startEpoch(1, STEPS, 0, params, new float[S], new StepSession.StepHandler() {
+        s.startEpoch(1, STEPS, 0, params, new float[S], new RunState.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport r, float[] next) {
                 if (failAtStep5 != null && r.step() == 5) throw failAtStep5;
@@ -44,7 +44,7 @@ class StepSessionTest {
             }
 
             @Override
-            public void stepDone(StepAggregator.StepReport r, StepSession.StepTimes t) {
+            public void stepDone(StepAggregator.StepReport r, RunState.StepTimes t) {
                 reported.incrementAndGet();
             }
         });
@@ -52,7 +52,7 @@ class StepSessionTest {
     }
 
     /** Replica rank of a stage attempt, up to (not including) step `until`, or to the end; returns its last parameters. */
-    static float[] replica(StepSession s, int rank, int attempt, int until) throws Exception {
+    static float[] replica(RunState s, int rank, int attempt, int until) throws Exception {
         try (LocalParty link = new LocalParty(s, new int[] {rank}, 1, attempt, () -> false)) {
             DriverLink.Welcome w = link.welcome();
             int snapshot = w.startStep();
@@ -73,7 +73,7 @@ class StepSessionTest {
     }
 
     /** One stage attempt: every rank in a thread of its own, rank 0 leaving before step `rank0Until`; the ranks' results and failures. */
-    static Object[] stage(StepSession s, int attempt, int rank0Until) throws InterruptedException {
+    static Object[] stage(RunState s, int attempt, int rank0Until) throws InterruptedException {
         float[][] results = new float[W][];
         Throwable[] errors = new Throwable[W];
         List<Thread> threads = new ArrayList<>();
@@ -98,7 +98,7 @@ class StepSessionTest {
     }
 
     static float[] undisturbed() throws Exception {
-        StepSession s = session(new AtomicInteger(), new AtomicInteger(), null);
+        RunState s = run(new AtomicInteger(), new AtomicInteger(), null);
         Object[] stage = stage(s, 0, Integer.MAX_VALUE);
         join(stage);
         for (Throwable e : (Throwable[]) stage[1]) if (e != null) throw new AssertionError(e);
@@ -110,7 +110,7 @@ class StepSessionTest {
         float[] expected = undisturbed();
         int snapshot = StepAggregator.STATISTICS_EVERY, broken = snapshot + 3;
         AtomicInteger applied = new AtomicInteger(), reported = new AtomicInteger();
-        StepSession s = session(applied, reported, null);
+        RunState s = run(applied, reported, null);
         // attempt 0: rank 0 leaves before step `broken`; the others wait in that step's BN reduction
         Object[] first = stage(s, 0, broken);
         while (s.step() < broken) Thread.sleep(1);
@@ -135,7 +135,7 @@ class StepSessionTest {
 
     @Test
     void callsOfAStaleAttemptOrForAnotherStepOrARankTakenTwiceAreRefused() throws Exception {
-        StepSession s = session(new AtomicInteger(), new AtomicInteger(), null);
+        RunState s = run(new AtomicInteger(), new AtomicInteger(), null);
         s.join(new int[] {0}, 1, 1);
         assertThrows(Wire.ProtocolException.class, () -> s.join(new int[] {1}, 1, 0), "an older attempt");
         assertThrows(Wire.ProtocolException.class, () -> s.join(new int[] {0}, 1, 1), "rank 0 again");
@@ -150,7 +150,7 @@ class StepSessionTest {
     @Test
     void aFailingUpdateIsKeptWholeAndReleasesEveryWaitingParty() throws Exception {
         IllegalStateException cause = new IllegalStateException("the loss of step 6 is NaN");
-        StepSession s = session(new AtomicInteger(), new AtomicInteger(), cause);
+        RunState s = run(new AtomicInteger(), new AtomicInteger(), cause);
         AtomicInteger notified = new AtomicInteger();
         s.onFailure(notified::incrementAndGet);
         Object[] stage = stage(s, 0, Integer.MAX_VALUE);
