@@ -32,7 +32,7 @@ build_if_needed() {
 
 # Runs a command of the application in this JVM (no Spark cluster involved unless the command starts one).
 run_main() {
-  # These read prepared data with a local Spark session at most (see submit_class on SPARK_LOCAL_IP).
+  # These read prepared data with Spark in local mode at most (see submit_class on SPARK_LOCAL_IP).
   case "${1:-}" in train-local|bench) export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" ;; esac
   build_if_needed
   # shellcheck disable=SC2086
