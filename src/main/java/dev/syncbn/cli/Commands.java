@@ -12,6 +12,7 @@ import dev.syncbn.spark.SparkData;
 import dev.syncbn.spark.SparkEngine;
 import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.ModelFile;
+import dev.syncbn.train.OnnxExport;
 import dev.syncbn.train.Options;
 import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.Trainer;
@@ -37,6 +38,19 @@ final class Commands {
         Configuration conf = new Configuration();
         Dataset[] data = DataSource.readSplits(o.get("data"), conf, SparkSetup::reader);
         TrainJob.local(c, data[0], data[1], conf);
+    }
+
+    /** A saved model (a model file or a saved SyncBnClassificationModel) as an ONNX file, through the Hadoop FileSystem API; no Spark. */
+    static void export(Options o) throws Exception {
+        if (o.get("model").isEmpty()) throw new IllegalArgumentException("export needs --model PATH");
+        if (o.get("onnx").isEmpty()) throw new IllegalArgumentException("export needs --onnx FILE");
+        Configuration conf = new Configuration();
+        ModelFile model = SyncBnClassificationModel.loadNetwork(o.get("model"), conf);
+        OnnxExport.write(model, o.get("onnx"), conf);
+        NetSpec s = model.spec();
+        System.out.printf("exported %s (%dx%dx%d images, %d classes, %d parameters) to %s: input image [N, %d, %d, %d], outputs logits and probability [N, %d]%n",
+                o.get("model"), s.channels(), s.height(), s.width(), s.classes(), model.params().length, o.get("onnx"), s.channels(), s.height(), s.width(),
+                s.classes());
     }
 
     /** Data-parallel on Spark. */

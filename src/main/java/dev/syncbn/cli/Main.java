@@ -63,6 +63,7 @@ public final class Main {
             case "compare-bn" -> CompareRunner.run(o);
             case "bench" -> Bench.run(o);
             case "predict" -> Commands.predict(o);
+            case "export" -> Commands.export(o);
             default -> throw new IllegalArgumentException("unknown command '" + command + "' (" + String.join(", ", Options.COMMANDS) + ")");
         }
     }

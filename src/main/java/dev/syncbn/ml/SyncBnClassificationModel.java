@@ -9,6 +9,7 @@ import dev.syncbn.nn.NetSpec;
 import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.Engine;
 import dev.syncbn.train.ModelFile;
+import dev.syncbn.train.OnnxExport;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
@@ -40,6 +41,7 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructType;
+import scala.Option;
 
 /**
  * The trained network as a Spark ML Model. transform adds rawPrediction (the logits), probability
@@ -324,6 +326,17 @@ public final class SyncBnClassificationModel extends ProbabilisticClassification
     }
 
     /** True if path holds a model saved by write().save (Spark ML metadata), rather than a model file. */
+    /** The network of a saved model: a model file (--model-out, a checkpoint) or a directory saved by write().save. */
+    public static ModelFile loadNetwork(String path, Configuration conf) throws IOException {
+        return ModelFile.load(isSavedModel(path, conf) ? new Path(path, MODEL_FILE).toString() : path, conf);
+    }
+
+    /** Writes the network as an ONNX model (see OnnxExport: BN folded, input image, outputs logits and probability), atomically. */
+    public void exportOnnx(String path) throws IOException {
+        Option<SparkSession> spark = SparkSession.getActiveSession(); // its Hadoop settings reach hdfs://; else the defaults
+        OnnxExport.write(model, path, spark.isDefined() ? spark.get().sparkContext().hadoopConfiguration() : new Configuration());
+    }
+
     public static boolean isSavedModel(String path, Configuration conf) throws IOException {
         Path p = new Path(path, "metadata");
         return p.getFileSystem(conf).exists(p);

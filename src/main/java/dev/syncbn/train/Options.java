@@ -22,7 +22,7 @@ public final class Options {
     }
 
     /** The commands, in the order the usage lists them. */
-    public static final List<String> COMMANDS = List.of("train", "train-local", "prepare", "evaluate", "predict", "compare-bn", "bench");
+    public static final List<String> COMMANDS = List.of("train", "train-local", "prepare", "evaluate", "predict", "export", "compare-bn", "bench");
 
     public static final List<Option> ALL = List.of(
             new Option("data", "/usr/share/datasets/fashion-mnist", "train,train-local,evaluate,predict,compare-bn,bench", "training/test data: a directory prepared by prepare (Parquet), of MNIST-format IDX files (.gz or plain), or of CIFAR-10 binary batches; local path or hdfs://"),
@@ -30,7 +30,8 @@ public final class Options {
             new Option("output", "", "prepare,predict,compare-bn", "prepare: the directory to write (Parquet); predict: the Parquet directory of predictions; compare-bn: the report directory"),
             new Option("files", "4", "prepare", "prepare: Parquet files per split"),
             new Option("overwrite", "false", "prepare,predict", "prepare and predict: replace an existing output directory"),
-            new Option("model", "", "evaluate,predict", "evaluate and predict: the saved model (a model file from --model-out or a checkpoint, or a directory saved by SyncBnClassificationModel; local path or hdfs://)"),
+            new Option("model", "", "evaluate,predict,export", "evaluate, predict and export: the saved model (a model file from --model-out or a checkpoint, or a directory saved by SyncBnClassificationModel; local path or hdfs://)"),
+            new Option("onnx", "", "export", "export: the ONNX file to write (opset 13; input image N x C x H x W in [0, 1], outputs logits and probability; BN folded into the convolutions; local path or hdfs://)"),
             new Option("split", "test", "evaluate,predict", "evaluate and predict: which split of --data, test or train"),
             new Option("epochs", "10", "train,train-local,compare-bn", "number of epochs to train"),
             new Option("batch", "64", "train-local,bench", "train-local: mini-batch size"),

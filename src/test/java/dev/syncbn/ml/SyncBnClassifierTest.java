@@ -143,6 +143,7 @@ class SyncBnClassifierTest {
         String path = dir.resolve("model").toString();
         model.write().overwrite().save(path);
         SyncBnClassificationModel loaded = SyncBnClassificationModel.load(path);
+        assertArrayEquals(model.modelFile().params(), SyncBnClassificationModel.loadNetwork(path, sc.hadoopConfiguration()).params(), "export reads a saved Model's network");
         assertEquals("image", loaded.getFeaturesCol());
         assertFalse(loaded.hasSummary());
         List<Row> a = scored.select("probability", "prediction").collectAsList(), b = loaded.transform(testRows).select("probability", "prediction")
