@@ -139,7 +139,6 @@ public record TrainConfig(int epochs, double lr, String lrSchedule, long seed, i
         public Builder shuffle(String v) { shuffle = v; return this; }
 
         public TrainConfig build() {
-            if (workers < 1) throw new IllegalArgumentException("--workers must be at least 1, got " + workers);
             return new TrainConfig(epochs, lr, lrSchedule, seed, workers, batchPerWorker, BnMode.parse(bn, workers), batch, threads, maxTrain, maxTest,
                     metricsOut, stepLog, checkpointDir, resume, modelOut, progressSeconds, failAtStep, earlyStoppingEpochs, preciseBnBatches, shuffle);
         }

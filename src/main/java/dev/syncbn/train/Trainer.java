@@ -55,7 +55,6 @@ public final class Trainer {
         this.settings = settings;
         this.engine = engine;
         this.conf = conf;
-        if (cfg.resume() && cfg.checkpointDir().isEmpty()) throw new IllegalArgumentException("--resume needs --checkpoint-dir");
     }
 
     public Outcome run() throws Exception {
