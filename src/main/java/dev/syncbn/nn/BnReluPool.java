@@ -141,7 +141,7 @@ public final class BnReluPool implements Layer {
      * hundred values each, in float), added up in double per channel. A sum across one plane would be a
      * chain of dependent additions that HotSpot does not vectorize; this loop it does (see Conv2d.axpy).
      */
-    private static void accumulate(float[] x, float[] sum, float[] sumOfSquares) {
+    static void accumulate(float[] x, float[] sum, float[] sumOfSquares) {
         for (int i = 0; i < x.length; i++) {
             sum[i] += x[i];
             sumOfSquares[i] += x[i] * x[i];

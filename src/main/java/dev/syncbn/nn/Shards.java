@@ -38,26 +38,44 @@ final class Shards implements AutoCloseable {
             this.parallel = new Parallel(threads);
             this.input = Buf.zeros(type, (long) capacity * spec.inputSize());
             int[] shape = {spec.channels(), spec.height(), spec.width()};
-            boolean first = true;
-            for (int width : spec.convWidths()) {
-                int block = batchNorms.size() + 1;
-                add("conv" + block, new Conv2d(shape, width, 3, 1, 1, false, !first, capacity, parallel, type));
-                BnStatistics bn = new BnStatistics(last().outShape(), batchNorms.size());
-                batchNorms.add(bn);
-                if (kernels == ConvNet.Kernels.FAST) {
-                    add("bn" + block + "+relu+pool" + block, new BnReluPool(bn, 2, capacity, parallel));
-                } else {
-                    add("bn" + block + "+relu", new BatchNorm2d(bn, true, capacity, parallel, type));
-                    add("pool" + block, new MaxPool2d(last().outShape(), 2, capacity, parallel, type));
+            if (spec.residual()) {
+                shape = addResidual(spec, shape, capacity, kernels);
+            } else {
+                boolean first = true;
+                for (int width : spec.convWidths()) {
+                    int block = batchNorms.size() + 1;
+                    add("conv" + block, new Conv2d(shape, width, 3, 1, 1, false, !first, capacity, parallel, type));
+                    BnStatistics bn = new BnStatistics(last().outShape(), batchNorms.size());
+                    batchNorms.add(bn);
+                    if (kernels == ConvNet.Kernels.FAST) {
+                        add("bn" + block + "+relu+pool" + block, new BnReluPool(bn, 2, capacity, parallel));
+                    } else {
+                        add("bn" + block + "+relu", new BatchNorm2d(bn, true, capacity, parallel, type));
+                        add("pool" + block, new MaxPool2d(last().outShape(), 2, capacity, parallel, type));
+                    }
+                    shape = last().outShape();
+                    first = false;
                 }
-                shape = last().outShape();
-                first = false;
             }
             add("linear", new Linear(Layer.size(shape), spec.classes(), capacity, type));
             loss = new SoftmaxCrossEntropy(spec.classes(), capacity, type);
             layerNames.add("softmax+loss");
             labels = new int[capacity];
             resetTimes();
+        }
+
+        /** The stem (conv 3x3 -> BN -> ReLU), the residual blocks and the global average pool; returns the shape they leave. */
+        private int[] addResidual(NetSpec spec, int[] shape, int capacity, ConvNet.Kernels kernels) {
+            DataType type = kernels.type();
+            add("conv1", new Conv2d(shape, spec.stemWidth(), 3, 1, 1, false, false, capacity, parallel, type));
+            BnStatistics stem = new BnStatistics(last().outShape(), 0);
+            batchNorms.add(stem);
+            add("bn1+relu", kernels == ConvNet.Kernels.FAST ? new FusedBn(stem, true, false, capacity, parallel) : new BatchNorm2d(stem, true, capacity, parallel, type));
+            for (NetSpec.Block block : spec.blocks()) {
+                add("stage" + block.stage() + ".block" + block.index(), new ResidualBlock(block, last().outShape(), batchNorms, capacity, parallel, kernels));
+            }
+            add("avgpool", new GlobalAvgPool(last().outShape(), capacity, type));
+            return last().outShape();
         }
 
         private void add(String name, Layer layer) {

@@ -33,6 +33,22 @@ final class GradCheck {
         return g;
     }
 
+    /** d loss / d buf[i] numerically for each of the given indices; returns them in that order. */
+    static double[] numericAt(Buf buf, int[] indices, DoubleSupplier loss) {
+        double[] g = new double[indices.length];
+        for (int j = 0; j < indices.length; j++) {
+            int i = indices[j];
+            double orig = buf.get(i);
+            buf.set(i, orig + H);
+            double plus = loss.getAsDouble();
+            buf.set(i, orig - H);
+            double minus = loss.getAsDouble();
+            buf.set(i, orig);
+            g[j] = (plus - minus) / (2 * H);
+        }
+        return g;
+    }
+
     /** Asserts |a - n| <= 1e-6 * max(1, |a|, |n|) element-wise, naming the first bad index. */
     static void assertClose(String what, double[] numeric, Buf analytic, int offset) {
         double worst = 0;

@@ -1,0 +1,220 @@
+package dev.syncbn.nn;
+
+import java.nio.FloatBuffer;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * Batch norm in float, optionally followed by the residual add of a shortcut and by ReLU, each way in
+ * two passes over the input: the residual networks' BN + ReLU and BN + add + ReLU. The same function as
+ * BatchNorm2d followed by the add and ReLU, which stay the reference (the double path of the gradient
+ * checks, against which a test checks this layer); BN's bookkeeping is BnStatistics', as theirs.
+ *
+ * Backward, with g = dy where the output is positive (dy without ReLU), D1 = sum g and D2 = sum g * xhat
+ * over the group: dx = gamma * invStd * (g - D1/N - xhat * D2/N), and the shortcut's gradient is g
+ * itself (residualGradient). Each plane is copied into a float[] with one bulk get and the element loops
+ * are small static methods over arrays indexed from 0, which HotSpot vectorizes (see Conv2d.axpy).
+ */
+public final class FusedBn implements Layer {
+    private final BnStatistics bn;
+    private final boolean relu, residual;
+    private final int channels, plane;
+    private final Parallel parallel;
+    private final Buf out, dx, dShortcut;
+    private Buf lastInput;
+
+    /** relu: apply ReLU last; residual: forward takes a shortcut to add before it (forward(x, shortcut, n, training)). */
+    public FusedBn(BnStatistics bn, boolean relu, boolean residual, int maxBatch, Parallel parallel) {
+        int[] shape = bn.shape();
+        this.bn = bn;
+        this.relu = relu;
+        this.residual = residual;
+        this.channels = shape[0];
+        this.plane = shape[1] * shape[2];
+        this.parallel = parallel;
+        long size = (long) maxBatch * channels * plane;
+        this.out = Buf.zeros(DataType.FLOAT, size);
+        this.dx = Buf.zeros(DataType.FLOAT, size);
+        this.dShortcut = residual ? Buf.zeros(DataType.FLOAT, size) : null;
+    }
+
+    @Override
+    public int[] outShape() {
+        return bn.shape();
+    }
+
+    @Override
+    public int paramCount() {
+        return bn.paramCount();
+    }
+
+    @Override
+    public void bindParams(Buf params, Buf grads, int offset) {
+        bn.bindParams(params, grads, offset);
+    }
+
+    @Override
+    public void initParams(SplittableRandom rng) {
+        bn.initParams(rng);
+    }
+
+    @Override
+    public Buf forward(Buf x, int n, boolean training) {
+        if (residual) throw new IllegalStateException("this BN adds a shortcut: forward(x, shortcut, n, training)");
+        return normalize(x, null, n, training);
+    }
+
+    /** BN of x, plus shortcut, then ReLU if this layer has it. */
+    public Buf forward(Buf x, Buf shortcut, int n, boolean training) {
+        if (!residual) throw new IllegalStateException("this BN adds no shortcut");
+        return normalize(x, shortcut, n, training);
+    }
+
+    private Buf normalize(Buf input, Buf shortcut, int n, boolean training) {
+        lastInput = input;
+        FloatBuffer x = input.floats();
+        if (training) {
+            double[] sums = new double[2 * channels + 1];
+            parallel.forRange(channels, (c0, c1) -> {
+                float[] row = new float[plane], sum = new float[plane], sumOfSquares = new float[plane];
+                for (int c = c0; c < c1; c++) {
+                    Arrays.fill(sum, 0f);
+                    Arrays.fill(sumOfSquares, 0f);
+                    for (int s = 0; s < n; s++) {
+                        x.get((s * channels + c) * plane, row, 0, plane);
+                        BnReluPool.accumulate(row, sum, sumOfSquares);
+                    }
+                    sums[c] = total(sum);
+                    sums[channels + c] = total(sumOfSquares);
+                }
+            });
+            sums[2 * channels] = (double) n * plane;
+            if (!bn.reduceStatistics(sums)) return out;
+        }
+        float[] scale = new float[channels], shift = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            double sc = bn.gamma(c) * (training ? bn.invStd(c) : bn.runningInvStd(c));
+            scale[c] = (float) sc;
+            shift[c] = (float) (bn.beta(c) - sc * (training ? bn.mean(c) : bn.runningMean(c)));
+        }
+        FloatBuffer y = out.floats(), r = shortcut == null ? null : shortcut.floats();
+        parallel.forRange(n * channels, (p0, p1) -> {
+            float[] row = new float[plane], add = new float[plane];
+            for (int p = p0; p < p1; p++) {
+                int c = p % channels;
+                x.get(p * plane, row, 0, plane);
+                affine(row, scale[c], shift[c]);
+                if (r != null) {
+                    r.get(p * plane, add, 0, plane);
+                    addTo(row, add);
+                }
+                if (relu) relu(row);
+                y.put(p * plane, row, 0, plane);
+            }
+        });
+        return out;
+    }
+
+    /** The gradient of the shortcut added in the last forward, after backward: the gradient at the sum. */
+    public Buf residualGradient() {
+        return dShortcut;
+    }
+
+    @Override
+    public Buf backward(Buf dyBuf, int n) {
+        if (bn.skipsBackward()) {
+            if (residual) dShortcut.view((long) n * channels * plane).assign(0);
+            return dx;
+        }
+        FloatBuffer x = lastInput.floats(), dy = dyBuf.floats(), y = out.floats(), gOut = residual ? dShortcut.floats() : null;
+        double[] sums = new double[2 * channels];
+        parallel.forRange(channels, (c0, c1) -> {
+            float[] row = new float[plane], g = new float[plane], output = new float[plane], d1 = new float[plane], d2 = new float[plane];
+            for (int c = c0; c < c1; c++) {
+                float m = (float) bn.mean(c);
+                Arrays.fill(d1, 0f);
+                Arrays.fill(d2, 0f);
+                for (int s = 0; s < n; s++) {
+                    int at = (s * channels + c) * plane;
+                    dy.get(at, g, 0, plane);
+                    if (relu) {
+                        y.get(at, output, 0, plane);
+                        mask(g, output);
+                    }
+                    if (gOut != null) gOut.put(at, g, 0, plane);
+                    x.get(at, row, 0, plane);
+                    gradientSums(g, row, m, d1, d2);
+                }
+                sums[c] = total(d1);
+                sums[channels + c] = total(d2) * bn.invStd(c);
+            }
+        });
+        bn.reduceGradientSums(sums);
+        double count = bn.count();
+        float[] mean = new float[channels], slope = new float[channels], shift = new float[channels], gScale = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            double gs = bn.gamma(c) * bn.invStd(c);
+            mean[c] = (float) bn.mean(c);
+            slope[c] = (float) (-gs * bn.invStd(c) * sums[channels + c] / count); // -gScale * D2/N per unit of (x - mean)
+            shift[c] = (float) (-gs * sums[c] / count); // -gScale * D1/N
+            gScale[c] = (float) gs;
+        }
+        FloatBuffer d = dx.floats();
+        parallel.forRange(n * channels, (p0, p1) -> {
+            float[] row = new float[plane], g = new float[plane], output = new float[plane];
+            for (int p = p0; p < p1; p++) {
+                int c = p % channels;
+                if (gOut != null) {
+                    gOut.get(p * plane, g, 0, plane);
+                } else {
+                    dy.get(p * plane, g, 0, plane);
+                    if (relu) {
+                        y.get(p * plane, output, 0, plane);
+                        mask(g, output);
+                    }
+                }
+                x.get(p * plane, row, 0, plane);
+                inputGradient(row, g, mean[c], slope[c], shift[c], gScale[c]);
+                d.put(p * plane, row, 0, plane);
+            }
+        });
+        return dx;
+    }
+
+    private static double total(float[] v) {
+        double s = 0;
+        for (float f : v) s += f;
+        return s;
+    }
+
+    private static void affine(float[] x, float scale, float shift) {
+        for (int i = 0; i < x.length; i++) x[i] = x[i] * scale + shift;
+    }
+
+    private static void addTo(float[] x, float[] add) {
+        for (int i = 0; i < x.length; i++) x[i] += add[i];
+    }
+
+    private static void relu(float[] x) {
+        for (int i = 0; i < x.length; i++) x[i] = (x[i] + Math.abs(x[i])) * 0.5f; // without a branch: half the values are negative
+    }
+
+    /** g[i] = 0 where the ReLU output is 0 (see BnReluPool.positive). */
+    private static void mask(float[] g, float[] output) {
+        for (int i = 0; i < g.length; i++) g[i] *= (-Float.floatToRawIntBits(output[i])) >>> 31;
+    }
+
+    /** Per position: d1 += g, d2 += g * (x - m); summed over the plane afterwards (a chain of additions would not vectorize). */
+    private static void gradientSums(float[] g, float[] x, float m, float[] d1, float[] d2) {
+        for (int i = 0; i < g.length; i++) {
+            d1[i] += g[i];
+            d2[i] += g[i] * (x[i] - m);
+        }
+    }
+
+    /** x becomes dx = (x - m) * slope + shift + gScale * g. */
+    private static void inputGradient(float[] x, float[] g, float m, float slope, float shift, float gScale) {
+        for (int i = 0; i < x.length; i++) x[i] = (x[i] - m) * slope + shift + gScale * g[i];
+    }
+}
