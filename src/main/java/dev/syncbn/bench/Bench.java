@@ -19,9 +19,6 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /** The single-process benchmark: training throughput after a warm-up, beside the machine's own matrix-product speed, and a per-layer profile. */
 public final class Bench {
-    /** Forward plus backward cost of the default network on one 28x28 image (DESIGN.md). */
-    static final double MFLOP_PER_IMAGE = 22.8;
-
     private Bench() {}
 
     /** Training throughput at the given batch (default 64) after a warm-up, beside the machine's own matrix-product speed. */
@@ -31,7 +28,9 @@ public final class Bench {
         Backend.init();
         System.out.println("ND4J oneDNN build: " + Backend.isOneDnn() + ", threads " + threads);
         Dataset[] data = DataSource.readSplits(o.get("data"), new Configuration(), SparkSetup::reader);
-        try (LocalEngine engine = new LocalEngine(data[0], data[1], batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
+        try (LocalEngine engine = new LocalEngine(data[0], data[1], o.get("net"), batch, o.getPositiveDouble("lr"), o.getLong("seed"), threads)) {
+            System.out.printf(Locale.ROOT, "network %s: %,d parameters, %.1f MFLOP per image trained%n", engine.net.spec, engine.net.paramCount(),
+                    engine.net.trainingFlopsPerSample() / 1e6);
             int[] shuffled = Sampler.order(data[0].size(), o.getLong("seed"), 1);
             int[] order = new int[(warmup + steps) * batch];
             for (int i = 0; i < order.length; i++) order[i] = shuffled[i % shuffled.length];
@@ -43,8 +42,7 @@ public final class Bench {
             double seconds = (System.nanoTime() - t0) / 1e9;
             if (o.getBoolean("profile")) printProfile(engine.net, steps, seconds, timed.updateMs());
             double imagesPerS = (double) steps * batch / seconds;
-            double flopScale = (double) data[0].sampleSize() / (28 * 28);
-            double gflops = imagesPerS * MFLOP_PER_IMAGE * flopScale / 1e3;
+            double gflops = imagesPerS * engine.net.trainingFlopsPerSample() / 1e9;
             Backend.setOpThreads(Runtime.getRuntime().availableProcessors()); // the machine's gemm: all its cores
             double gemm = gemmGflops();
             Backend.setOpThreads(1);

@@ -63,7 +63,7 @@ public final class ProtocolBench {
     private static void run(int executors, int perExecutor, String mode, boolean aggregate, boolean encrypt, int steps, NetSpec spec, int paramCount,
             int stateCount, boolean print) throws Exception {
         int workers = executors * perExecutor;
-        int[] channels = spec.convWidths();
+        int[] channels = spec.bnChannels();
         BnMode bn = BnMode.parse(mode, workers);
         try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
             c.runState().startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new RunState.StepHandler() {

@@ -44,7 +44,7 @@ public final class CompareRunner {
         // otherwise, run local[max W] whatever local default spark-submit chose
         try (SparkSession spark = SparkSetup.session("syncbn-compare-bn", o.get("master"), maxWorkers, true); JavaSparkContext sc = new JavaSparkContext(spark.sparkContext())) {
             SparkData data = SparkData.load(spark, o.get("data"), maxWorkers, o.getInt("max-train", 0), o.getInt("max-test", 0));
-            double[] perRun = estimate(sc, data, cells, epochs, o.getInt("precise-bn-batches", 0));
+            double[] perRun = estimate(sc, data, base.net(), cells, epochs, o.getInt("precise-bn-batches", 0));
             double expected = 0;
             for (double s : perRun) expected += s * seeds;
             System.out.printf(Locale.ROOT, "%d runs (%d cells x %d seeds, %d epochs of %d images each): expected about %.1f minutes%n", cells.size() * seeds,
@@ -72,8 +72,8 @@ public final class CompareRunner {
                 }
             }
             double seconds = (System.nanoTime() - t0) / 1e9;
-            String note = String.format(Locale.ROOT, "%s design, %d training images, %d test images, %d epochs, seeds %d..%d, Adam lr %s (%s schedule)%s, Spark %s "
-                    + "on a %d-core machine", o.get("design"), data.trainSize(), data.testSize(), epochs, firstSeed, firstSeed + seeds - 1, o.get("lr"),
+            String note = String.format(Locale.ROOT, "Network %s, %s design, %d training images, %d test images, %d epochs, seeds %d..%d, Adam lr %s (%s schedule)%s, Spark %s "
+                    + "on a %d-core machine", data.spec(base.net()), o.get("design"), data.trainSize(), data.testSize(), epochs, firstSeed, firstSeed + seeds - 1, o.get("lr"),
                     o.get("lr-schedule"), o.getInt("precise-bn-batches", 0) > 0 ? ", precise BN over " + o.get("precise-bn-batches") + " batches" : "",
                     sc.master(), Runtime.getRuntime().availableProcessors());
             CompareReport.write(outDir, runs, note, seconds, o.get("design").equals("split"), data.testSize());
@@ -101,7 +101,7 @@ public final class CompareRunner {
      * most: a step's time is interpolated linearly in W between them (one replica leaves the other cores
      * idle, so the curve bends at the core count), plus per epoch the measured stage and evaluation overhead.
      */
-    private static double[] estimate(JavaSparkContext sc, SparkData data, List<Cell> cells, int epochs, int preciseBatches) throws Exception {
+    private static double[] estimate(JavaSparkContext sc, SparkData data, String net, List<Cell> cells, int epochs, int preciseBatches) throws Exception {
         TreeMap<Integer, Cell> probes = new TreeMap<>();
         for (Cell c : cells) probes.putIfAbsent(c.workers(), c);
         int cores = Runtime.getRuntime().availableProcessors();
@@ -119,7 +119,7 @@ public final class CompareRunner {
             Cell c = rounds.get(round);
             int steps = 12;
             SparkData slice = data.head(c.workers() * c.batch() * steps, Math.min(data.testSize(), 500));
-            TrainConfig probe = TrainConfig.builder().workers(c.workers()).batchPerWorker(c.batch()).bn("sync").lr(1e-3).seed(1).build();
+            TrainConfig probe = TrainConfig.builder().net(net).workers(c.workers()).batchPerWorker(c.batch()).bn("sync").lr(1e-3).seed(1).build();
             try (SparkEngine engine = new SparkEngine(sc, slice, probe)) {
                 // a fresh JVM's first steps are slow (the JIT compiles on the same cores): the first round trains 6 epochs before its
                 // last is timed, the others 1; and timed is always the second epoch or later

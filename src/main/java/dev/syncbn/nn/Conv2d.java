@@ -72,6 +72,11 @@ public final class Conv2d implements Layer {
     }
 
     @Override
+    public double trainingFlops() {
+        return 2.0 * outC * outH * outW * inC * k * k * (inputGradient ? 3 : 2);
+    }
+
+    @Override
     public void bindParams(Buf params, Buf grads, int offset) {
         this.params = params;
         this.grads = grads;

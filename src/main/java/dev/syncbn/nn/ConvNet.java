@@ -84,6 +84,11 @@ public final class ConvNet implements AutoCloseable {
         return shards * fixed + maxBatch * perSample;
     }
 
+    /** Floating-point operations of one sample's training forward and backward in the matrix products (see Layer.trainingFlops). */
+    public double trainingFlopsPerSample() {
+        return shards.first().layers.stream().mapToDouble(Layer::trainingFlops).sum();
+    }
+
     public int paramCount() {
         return params.length();
     }

@@ -14,6 +14,15 @@ public interface Layer {
         return 0;
     }
 
+    /**
+     * Floating-point operations of one sample's forward and backward in its matrix products (2 per
+     * multiply-add; the weight gradient and the input gradient each cost what the forward does); the
+     * element-wise layers count as 0.
+     */
+    default double trainingFlops() {
+        return 0;
+    }
+
     /** Takes this layer's views at offset of the network's flat parameter and gradient buffers. */
     default void bindParams(Buf params, Buf grads, int offset) {}
 

@@ -32,6 +32,11 @@ public final class Linear implements Layer {
     }
 
     @Override
+    public double trainingFlops() {
+        return 2.0 * in * outF * 3;
+    }
+
+    @Override
     public void bindParams(Buf params, Buf grads, int offset) {
         this.params = params;
         this.grads = grads;

@@ -68,6 +68,11 @@ public final class ResidualBlock implements Layer {
     }
 
     @Override
+    public double trainingFlops() {
+        return layers.stream().mapToDouble(Layer::trainingFlops).sum();
+    }
+
+    @Override
     public void bindParams(Buf params, Buf grads, int offset) {
         for (Layer layer : layers) {
             layer.bindParams(params, grads, offset);

@@ -104,7 +104,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
                 Coordinator driver = Coordinator.inThisJvm(job.port(), job.key().key()); // local mode: the driver is this JVM
                 return driver != null ? driver.localParty(ranks, job.epoch(), attempt, killed)
                         : new CoordinatorClient(job.host(), job.port(), job.key().key(), job.key().encrypt(), ranks, job.epoch(), attempt, paramCount,
-                                stateCount, job.spec().convWidths(), killed);
+                                stateCount, job.spec().bnChannels(), killed);
             }));
             try (ExecutorHub.Replica client = hub.replica(rank, ctx::isInterrupted)) {
                 train(rank, attempt, mine, net, client);

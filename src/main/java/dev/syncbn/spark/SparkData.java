@@ -24,8 +24,9 @@ import org.apache.spark.sql.SparkSession;
  */
 public record SparkData(JavaRDD<Blocks.Block> train, int trainSize, JavaRDD<Blocks.Block> test, int testSize, int channels, int height, int width,
         int classes) {
-    public NetSpec spec() {
-        return NetSpec.defaultFor(channels, height, width, classes);
+    /** The network that net (as --net takes it) names for this data's images and classes. */
+    public NetSpec spec(String net) {
+        return NetSpec.forData(net, channels, height, width, classes);
     }
 
     /** The first maxTrain training and maxTest evaluation samples (by number). */

@@ -106,7 +106,7 @@ public final class SparkEngine implements Engine {
         this.s = s;
         this.trainSize = data.trainSize();
         this.testSize = data.testSize();
-        this.spec = data.spec();
+        this.spec = data.spec(s.net());
         this.net = new ConvNet(spec, 1, 1, ConvNet.Kernels.FAST);
         net.init(s.seed());
         this.adam = new Adam(net.params, s.lr());
@@ -125,7 +125,7 @@ public final class SparkEngine implements Engine {
             this.shares = new Shares(trainSize, s.workers(), s.batchPerWorker(), null);
         }
         checkMemory(sc, s, shares, spec, threadsPerTask);
-        this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.convWidths(), key.key(),
+        this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.bnChannels(), key.key(),
                 key.encrypt());
     }
 

@@ -18,16 +18,21 @@ public final class LocalEngine implements Engine {
 
     /** The engine of the run c (of it: batch, lr, seed, threads). */
     public LocalEngine(Dataset train, Dataset test, TrainConfig c) {
-        this(train, test, c.batch(), c.lr(), c.seed(), c.threads());
+        this(train, test, c.net(), c.batch(), c.lr(), c.seed(), c.threads());
     }
 
+    /** The seed network. */
     public LocalEngine(Dataset train, Dataset test, int batch, double lr, long seed, int threads) {
+        this(train, test, NetSpec.SEED, batch, lr, seed, threads);
+    }
+
+    /** net: as --net takes it (see NetSpec.forData). */
+    public LocalEngine(Dataset train, Dataset test, String network, int batch, double lr, long seed, int threads) {
         this.train = train;
         this.test = test;
         this.batch = batch;
         this.seed = seed;
-        this.net = new ConvNet(NetSpec.defaultFor(train.channels(), train.height(), train.width(), train.classes()),
-                batch, threads, ConvNet.Kernels.FAST);
+        this.net = new ConvNet(NetSpec.forData(network, train.channels(), train.height(), train.width(), train.classes()), batch, threads, ConvNet.Kernels.FAST);
         net.init(seed);
         this.adam = new Adam(net.params, lr);
         this.labels = new int[batch];

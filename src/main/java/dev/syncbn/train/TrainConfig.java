@@ -7,12 +7,12 @@ import dev.syncbn.nn.BnMode;
  * Estimator's params both become, through the Builder, whose defaults are the Options table's. batch and
  * threads are the single-process engine's; workers, batchPerWorker, bn and shuffle the Spark engine's
  * (whose replicas take spark.task.cpus threads each; shuffle: global or partition, see Options).
- * earlyStoppingEpochs: stop after that many epochs without a lower evaluation loss (0: never), keeping
+ * net: the --net text (NetSpec.forData builds it for the data's shape). earlyStoppingEpochs: stop after that many epochs without a lower evaluation loss (0: never), keeping
  * the best epoch's model. preciseBnBatches: after the last epoch, replace the running statistics with
  * those of that many training batches (0: keep them). failAtStep: for tests, replica 0 fails once at
  * this step of every epoch's first attempt (-1: never).
  */
-public record TrainConfig(int epochs, double lr, String lrSchedule, long seed, int workers, int batchPerWorker, BnMode bn, int batch, int threads,
+public record TrainConfig(String net, int epochs, double lr, String lrSchedule, long seed, int workers, int batchPerWorker, BnMode bn, int batch, int threads,
         int maxTrain, int maxTest, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut, double progressSeconds,
         int failAtStep, int earlyStoppingEpochs, int preciseBnBatches, String shuffle) {
     public TrainConfig {
@@ -31,6 +31,7 @@ public record TrainConfig(int epochs, double lr, String lrSchedule, long seed, i
             throw new IllegalArgumentException("--lr-schedule must be constant or cosine, got '" + lrSchedule + "'");
         }
         if (earlyStoppingEpochs < 0) throw new IllegalArgumentException("early stopping needs a number of epochs >= 0, got " + earlyStoppingEpochs);
+        if (net.isBlank()) throw new IllegalArgumentException("--net must name a network, like 32,64 or resnet-20");
         if (resume && checkpointDir.isEmpty()) throw new IllegalArgumentException("--resume needs --checkpoint-dir");
     }
 
@@ -64,9 +65,10 @@ public record TrainConfig(int epochs, double lr, String lrSchedule, long seed, i
         private double lr, progressSeconds;
         private long seed;
         private boolean resume;
-        private String lrSchedule, bn, metricsOut, stepLog, checkpointDir, modelOut, shuffle;
+        private String net, lrSchedule, bn, metricsOut, stepLog, checkpointDir, modelOut, shuffle;
 
         private Builder(Options o) {
+            net = o.get("net");
             epochs = o.getInt("epochs", 1);
             lr = o.getPositiveDouble("lr");
             lrSchedule = o.get("lr-schedule");
@@ -91,6 +93,7 @@ public record TrainConfig(int epochs, double lr, String lrSchedule, long seed, i
         }
 
         private Builder(TrainConfig c) {
+            net = c.net;
             epochs = c.epochs;
             lr = c.lr;
             lrSchedule = c.lrSchedule;
@@ -114,6 +117,8 @@ public record TrainConfig(int epochs, double lr, String lrSchedule, long seed, i
             shuffle = c.shuffle;
         }
 
+        /** The architecture ("32,64", "resnet-20", "resnet-20x2") or a whole description that agrees with the data. */
+        public Builder net(String v) { net = v; return this; }
         public Builder epochs(int v) { epochs = v; return this; }
         public Builder lr(double v) { lr = v; return this; }
         public Builder lrSchedule(String v) { lrSchedule = v; return this; }
@@ -139,7 +144,7 @@ public record TrainConfig(int epochs, double lr, String lrSchedule, long seed, i
         public Builder shuffle(String v) { shuffle = v; return this; }
 
         public TrainConfig build() {
-            return new TrainConfig(epochs, lr, lrSchedule, seed, workers, batchPerWorker, BnMode.parse(bn, workers), batch, threads, maxTrain, maxTest,
+            return new TrainConfig(net, epochs, lr, lrSchedule, seed, workers, batchPerWorker, BnMode.parse(bn, workers), batch, threads, maxTrain, maxTest,
                     metricsOut, stepLog, checkpointDir, resume, modelOut, progressSeconds, failAtStep, earlyStoppingEpochs, preciseBnBatches, shuffle);
         }
     }
