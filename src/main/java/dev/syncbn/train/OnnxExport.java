@@ -8,15 +8,17 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import org.apache.hadoop.conf.Configuration;
 
 /**
  * A trained network as an ONNX model (opset 13) in evaluation mode, for serving elsewhere (ONNX Runtime,
  * SynapseML's ONNXModel, Triton). Input `image`: float N x C x H x W, pixels in [0, 1] as this program
- * reads them, N dynamic. Outputs `logits` (N x classes) and `probability` (their softmax). BN is folded
- * into the convolution before it, as serving wants: W' = W * gamma / sqrt(var + eps) per output channel
- * and a bias beta - mean * gamma / sqrt(var + eps), computed in double from the running statistics. The
- * protobuf is written by hand: the few messages and fields of onnx.proto the graph needs.
+ * reads them, N dynamic. Outputs `logits` (N x classes) and `probability` (their softmax). Every
+ * network the program builds: the plain stack (Conv, Relu, MaxPool per block) and the residual networks
+ * (Conv, Relu, Conv, the shortcut, Add, Relu per block; GlobalAveragePool). BN is folded into the
+ * convolution before it, as serving wants (see convBn). The protobuf is written by hand: the few
+ * messages and fields of onnx.proto the graph needs.
  */
 public final class OnnxExport {
     private OnnxExport() {}
@@ -32,39 +34,44 @@ public final class OnnxExport {
     /** The ONNX model of a network with these parameters and running statistics (the layout of ConvNet's buffers). */
     public static byte[] toBytes(NetSpec spec, float[] params, float[] state) {
         Proto graph = new Proto();
-        int c = spec.channels(), h = spec.height(), w = spec.width(), offset = 0, stateOffset = 0;
+        Weights weights = new Weights(params, state);
+        int c = spec.channels(), h = spec.height(), w = spec.width();
         String x = "image";
-        int[] widths = spec.convWidths();
-        for (int b = 0; b < widths.length; b++) {
-            int out = widths[b], weights = out * c * 9;
-            float[] folded = new float[weights], bias = new float[out];
-            for (int o = 0; o < out; o++) {
-                double gamma = params[offset + weights + o], beta = params[offset + weights + out + o];
-                double mean = state[stateOffset + o], var = state[stateOffset + out + o];
-                double scale = gamma / Math.sqrt(var + BnStatistics.EPS);
-                for (int i = 0; i < c * 9; i++) folded[o * c * 9 + i] = (float) (params[offset + o * c * 9 + i] * scale);
-                bias[o] = (float) (beta - mean * scale);
+        if (spec.residual()) {
+            x = relu(graph, "stem", convBn(graph, weights, "stem", x, c, spec.stemWidth(), 3, 1));
+            c = spec.stemWidth();
+            for (NetSpec.Block block : spec.blocks()) {
+                String n = "stage" + block.stage() + ".block" + block.index();
+                int s = block.stride();
+                String main = convBn(graph, weights, n + ".conv2", relu(graph, n + ".a", convBn(graph, weights, n + ".conv1", x, c, block.outWidth(), 3, s)),
+                        block.outWidth(), block.outWidth(), 3, 1);
+                String shortcut = block.projects() ? convBn(graph, weights, n + ".shortcut", x, c, block.outWidth(), 1, s) : x;
+                graph.message(1, node("Add", n + ".add", new String[] {main, shortcut}, n + ".sum"));
+                x = relu(graph, n, n + ".sum");
+                c = block.outWidth();
+                h = (h - 1) / s + 1; // a 3x3 conv with padding 1 and a 1x1 conv without, stride s: both ceil(h / s)
+                w = (w - 1) / s + 1;
             }
-            offset += weights + 2 * out;
-            stateOffset += 2 * out;
-            String n = "block" + (b + 1);
-            graph.message(5, tensor(n + ".weight", folded, out, c, 3, 3));
-            graph.message(5, tensor(n + ".bias", bias, out));
-            graph.message(1, node("Conv", n + ".conv", new String[] {x, n + ".weight", n + ".bias"}, n + ".conv_out",
-                    ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1), ints("strides", 1, 1)));
-            graph.message(1, node("Relu", n + ".relu", new String[] {n + ".conv_out"}, n + ".relu_out"));
-            graph.message(1, node("MaxPool", n + ".pool", new String[] {n + ".relu_out"}, n + ".pool_out", ints("kernel_shape", 2, 2), ints("strides", 2, 2)));
-            x = n + ".pool_out";
-            c = out;
-            h /= 2;
-            w /= 2;
+            graph.message(1, node("GlobalAveragePool", "avgpool", new String[] {x}, "pooled"));
+            x = "pooled";
+            h = w = 1;
+        } else {
+            for (int b = 0; b < spec.convWidths().length; b++) {
+                String n = "block" + (b + 1);
+                int out = spec.convWidths()[b];
+                x = relu(graph, n, convBn(graph, weights, n, x, c, out, 3, 1));
+                graph.message(1, node("MaxPool", n + ".pool", new String[] {x}, n + ".pool_out", ints("kernel_shape", 2, 2), ints("strides", 2, 2)));
+                x = n + ".pool_out";
+                c = out;
+                h /= 2;
+                w /= 2;
+            }
         }
         int in = c * h * w, k = spec.classes();
-        float[] weight = new float[k * in], bias = new float[k];
-        System.arraycopy(params, offset, weight, 0, weight.length);
-        System.arraycopy(params, offset + weight.length, bias, 0, k);
-        if (offset + weight.length + k != params.length) {
-            throw new IllegalArgumentException("a network " + spec + " has " + (offset + weight.length + k) + " parameters, the model " + params.length);
+        float[] weight = weights.take(k * in), bias = weights.take(k);
+        if (weights.offset != params.length || weights.stateOffset != state.length) {
+            throw new IllegalArgumentException("a network " + spec + " has " + weights.offset + " parameters and " + weights.stateOffset
+                    + " running statistics, the model " + params.length + " and " + state.length);
         }
         graph.message(5, tensor("linear.weight", weight, k, in));
         graph.message(5, tensor("linear.bias", bias, k));
@@ -82,6 +89,55 @@ public final class OnnxExport {
         model.message(7, graph);
         model.message(8, new Proto().string(1, "").varint(2, OPSET));
         return model.bytes();
+    }
+
+    /** The parameters and running statistics, taken in the order of ConvNet's buffers. */
+    private static final class Weights {
+        private final float[] params, state;
+        private int offset, stateOffset;
+
+        Weights(float[] params, float[] state) {
+            this.params = params;
+            this.state = state;
+        }
+
+        float[] take(int count) {
+            if (offset + count > params.length) throw new IllegalArgumentException("the model has only " + params.length + " parameters");
+            float[] v = Arrays.copyOfRange(params, offset, offset + count);
+            offset += count;
+            return v;
+        }
+    }
+
+    /**
+     * A convolution without bias (k x k, stride, padding k / 2) and the BN after it, as one Conv node:
+     * W' = W * gamma / sqrt(var + eps) per output channel, bias beta - mean * gamma / sqrt(var + eps),
+     * in double. Its parameters are the conv's weights, then gamma and beta; its state the running mean,
+     * then the running variance. Returns the output's name.
+     */
+    private static String convBn(Proto graph, Weights weights, String name, String input, int inC, int outC, int k, int stride) {
+        int fan = inC * k * k;
+        float[] conv = weights.take(outC * fan), gamma = weights.take(outC), beta = weights.take(outC);
+        if (weights.stateOffset + 2 * outC > weights.state.length) throw new IllegalArgumentException("the model has only " + weights.state.length + " running statistics");
+        float[] folded = new float[conv.length], bias = new float[outC];
+        for (int o = 0; o < outC; o++) {
+            double mean = weights.state[weights.stateOffset + o], var = weights.state[weights.stateOffset + outC + o];
+            double scale = gamma[o] / Math.sqrt(var + BnStatistics.EPS);
+            for (int i = 0; i < fan; i++) folded[o * fan + i] = (float) (conv[o * fan + i] * scale);
+            bias[o] = (float) (beta[o] - mean * scale);
+        }
+        weights.stateOffset += 2 * outC;
+        int pad = k / 2;
+        graph.message(5, tensor(name + ".weight", folded, outC, inC, k, k));
+        graph.message(5, tensor(name + ".bias", bias, outC));
+        graph.message(1, node("Conv", name + ".conv", new String[] {input, name + ".weight", name + ".bias"}, name + ".conv_out",
+                ints("kernel_shape", k, k), ints("pads", pad, pad, pad, pad), ints("strides", stride, stride)));
+        return name + ".conv_out";
+    }
+
+    private static String relu(Proto graph, String name, String input) {
+        graph.message(1, node("Relu", name + ".relu", new String[] {input}, name + ".relu_out"));
+        return name + ".relu_out";
     }
 
     private static Proto tensor(String name, float[] values, int... dims) {
