@@ -119,6 +119,12 @@ class SyncBnClassifierTest {
         assertArrayEquals(cli.model().params(), fromArrays.modelFile().params(), "array<float> column");
         assertEquals(10, fromVectors.numClasses());
         assertEquals(1, fromVectors.summary().totalEpochs());
+        // another network through setNet: the same as --net
+        Trainer.Outcome cliResnet = TrainJob.spark(config.toBuilder().net("resnet-8").build(), sc, SparkData.of(sc, train.head(n), test.head(100), 2),
+                Trainer.Listener.NONE);
+        SyncBnClassificationModel resnet = classifier().setNet("resnet-8").fit(rows);
+        assertEquals("1x28x28:resnet-8:10", resnet.spec().toString());
+        assertArrayEquals(cliResnet.model().params(), resnet.modelFile().params(), "resnet-8");
     }
 
     @Test

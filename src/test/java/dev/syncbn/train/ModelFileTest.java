@@ -37,6 +37,20 @@ class ModelFileTest {
     }
 
     @Test
+    void aResidualNetworkRoundTrips() throws IOException {
+        NetSpec resnet = NetSpec.parse("3x15x13:resnet-14x2:4");
+        try (ConvNet net = new ConvNet(resnet, 2, 1, ConvNet.Kernels.FAST)) {
+            net.init(5);
+            String path = dir.resolve("resnet.bin").toString();
+            ModelFile.of(net, new Adam(net.params, 1e-3), 1, Map.of()).save(path, conf);
+            ModelFile loaded = ModelFile.load(path, conf);
+            assertEquals(resnet, loaded.spec());
+            assertArrayEquals(net.params.toFloats(), loaded.params());
+            assertArrayEquals(net.state.toFloats(), loaded.state());
+        }
+    }
+
+    @Test
     void roundTripRestoresEverythingAndLeavesNoTemporaryFile() throws IOException {
         ModelFile saved = sample();
         String path = dir.resolve("sub/model.bin").toUri().toString();
