@@ -5,7 +5,9 @@
 #   single process, jobs/bench.sh, against native PyTorch (torch-native, fp32 and bf16 autocast) at 2 threads
 #   batch 64 and 1 thread batch 32, R rounds (default 2); the per-layer profile; Spark local[2], W=2 x 32,
 #   local and sync BN (jobs/bench-spark.sh 25600 2) against PyTorch DDP (torch-ddp, 2 processes x 32, local BN);
-#   the coordination service's scale model (jobs/bench-protocol.sh); and, unless --no-accuracy, the 10-epoch test
+#   resnet-20 the same way (one process against torch-native --net resnet-20, its profile, and Spark local[2]
+#   local against sync BN on 3,200 images); the coordination service's scale model (jobs/bench-protocol.sh);
+#   and, unless --no-accuracy, the 10-epoch test
 #   accuracy of one process and of Spark W=2 x 32 sync BN with seed 1.
 # Needs Debian's python3-torch (apt-get install -y python3-torch) for the peers. About 25 minutes on 2 cores;
 # run it with nothing else running.
@@ -50,6 +52,28 @@ done
 log "per-layer profile"
 "$ROOT/jobs/bench.sh" --threads 2 --batch 64 --profile > "$OUT/profile.log" 2>&1
 profile=$(grep '^|' "$OUT/profile.log")
+
+# --- resnet-20: one process against native PyTorch, its profile, and Spark sync against local BN
+resnet_rows=""
+for setting in "2 64" "1 32"; do
+  set -- $setting; threads=$1; batch=$2
+  for round in $(seq 1 "$ROUNDS"); do
+    tag="resnet-t$threads-b$batch-r$round"
+    log "resnet-20 $tag"
+    "$ROOT/jobs/bench.sh" --net resnet-20 --threads "$threads" --batch "$batch" --warmup-steps 30 --steps 100 > "$OUT/bench-$tag.log" 2>&1
+    OMP_NUM_THREADS=$threads "$PY" "$PEERS/torch-native/train.py" --net resnet-20 --threads "$threads" --batch "$batch" --max-train 3840 > "$OUT/torch-$tag.log" 2>&1
+    ours=$(kv "$OUT/bench-$tag.log" images_per_s); gemm=$(kv "$OUT/bench-$tag.log" gemm_gflops); gflops=$(kv "$OUT/bench-$tag.log" gflops)
+    fp32=$(kv "$OUT/torch-$tag.log" imgs_per_s)
+    resnet_rows+="| $threads | $batch | $round | $(printf '%.0f' "$ours") | $(printf '%.0f' "$fp32") | $(ratio "$ours" "$fp32") | $(ratio "$gflops" "$gemm") |"$'\n'
+  done
+done
+log "resnet-20 profile"
+"$ROOT/jobs/bench.sh" --net resnet-20 --threads 2 --batch 64 --warmup-steps 30 --steps 100 --profile > "$OUT/resnet-profile.log" 2>&1
+resnet_profile=$(grep '^|' "$OUT/resnet-profile.log")
+log "resnet-20 in Spark local[2]"
+"$ROOT/jobs/bench-spark.sh" 3200 2 resnet-20 > "$OUT/bench-spark-resnet.log" 2>&1
+rl=$(tail -n 1 "$ROOT/out/bench-spark-resnet-20/spark-local.csv" | cut -d, -f7); ry=$(tail -n 1 "$ROOT/out/bench-spark-resnet-20/spark-sync.csv" | cut -d, -f7)
+rs=$(tail -n 1 "$ROOT/out/bench-spark-resnet-20/single.csv" | cut -d, -f7)
 
 # --- Spark against PyTorch DDP
 log "Spark local[2] and DDP"
@@ -103,6 +127,28 @@ mkdir -p "$(dirname "$REPORT")"
   echo "figures are one shard's 32 samples while the other shard runs alongside), milliseconds per step:"
   echo
   echo "$profile"
+  echo
+  echo "## A residual network: resnet-20"
+  echo
+  echo "The same against torch-native's \`--net resnet-20\` (He et al. 2016's CIFAR ResNet, 272,186 parameters on"
+  echo "1×28×28, 21 BN layers; $(grep -o '[0-9.]* MFLOP per image' "$OUT/resnet-profile.log") trained): \`jobs/bench.sh --net resnet-20 --threads T --batch B"
+  echo "--warmup-steps 30 --steps 100\` against \`train.py --net resnet-20 --threads T --batch B --max-train 3840\`."
+  echo
+  echo "| threads | batch | round | this project, images/s | PyTorch fp32 | ratio | of gemm |"
+  echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  printf '%s' "$resnet_rows"
+  echo
+  echo "Where a step's time goes (2 threads, batch 64; a block is conv, BN+ReLU, conv, BN+add+ReLU and the shortcut):"
+  echo
+  echo "$resnet_profile"
+  echo
+  echo "In Spark local[2], W=2 × 32 (\`jobs/bench-spark.sh 3200 2 resnet-20\`, epoch 2 of 2; 42 BN meetings a step in"
+  echo "sync BN): local BN $(printf '%.0f' "$rl") images/s, sync BN $(printf '%.0f' "$ry"), one process $(printf '%.0f' "$rs"); sync BN keeps"
+  echo "$(ratio "$ry" "$rl") of local BN's images/s."
+  echo
+  echo '```'
+  grep -A 8 '^run ' "$OUT/bench-spark-resnet.log"
+  echo '```'
   echo
   echo "## Spark against PyTorch DDP"
   echo

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: jobs/bench-spark.sh [N] [EPOCHS]     (defaults 12800 and 3)
+# usage: jobs/bench-spark.sh [N] [EPOCHS] [NET]     (defaults 12800, 3 and the seed network; NET as --net takes it, e.g. resnet-20)
 # Spark against one process at the same global batch (64), on this machine:
 #   single process, batch 64, 2 threads   vs   local[2], 2 replicas x 32, one thread each, BN local and sync.
 # Each run trains EPOCHS epochs on the first N images; the figures are those of the last epoch (the first
@@ -8,9 +8,9 @@
 # exchange) and the median overhead (time outside the slowest replica's compute), and the ratios between the runs.
 source "$(dirname "$0")/common.sh"
 help_if_asked "$@"
-N="${1:-12800}"; EPOCHS="${2:-3}"
-OUT="$ROOT/out/bench-spark"; mkdir -p "$OUT"
-common=(--epochs "$EPOCHS" --max-train "$N" --max-test 2000 --seed 1 --progress-s 0)
+N="${1:-12800}"; EPOCHS="${2:-3}"; NET="${3:-}"
+OUT="$ROOT/out/bench-spark${NET:+-$NET}"; mkdir -p "$OUT"
+common=(--epochs "$EPOCHS" --max-train "$N" --max-test 2000 --seed 1 --progress-s 0 ${NET:+--net "$NET"})
 build_if_needed
 # shellcheck disable=SC2086
 java $JAVA_OPTS dev.syncbn.cli.Main train-local "${common[@]}" --batch 64 --threads 2 --metrics-out "$OUT/single.csv" > "$OUT/single.log" 2>&1
@@ -22,7 +22,7 @@ done
 last() { tail -n 1 "$1"; }
 field() { echo "$1" | cut -d, -f"$2"; }
 s=$(last "$OUT/single.csv"); l=$(last "$OUT/spark-local.csv"); y=$(last "$OUT/spark-sync.csv")
-echo "run                      images/s  compute_ms  bn_sync_ms  exchange_ms  update_ms  straggle_ms  median: step_ms  outside_ms  overhead_ms   (last of $EPOCHS epochs, $N images, global batch 64)"
+echo "run                      images/s  compute_ms  bn_sync_ms  exchange_ms  update_ms  straggle_ms  median: step_ms  outside_ms  overhead_ms   (last of $EPOCHS epochs, $N images, global batch 64${NET:+, $NET})"
 for row in "single-process,$s" "spark W=2 local BN,$l" "spark W=2 sync BN,$y"; do
   name="${row%%,*}"; r="${row#*,}"
   printf '%-24s %9s %11s %11s %12s %10s %12s %16s %11s %12s\n' "$name" "$(field "$r" 7)" "$(field "$r" 8)" "$(field "$r" 9)" "$(field "$r" 10)" \

@@ -16,12 +16,15 @@ import java.util.stream.IntStream;
 
 /**
  * The coordination service alone, without any compute: a scale model of E executors × R replicas, all
- * threads of this JVM on 127.0.0.1, running steps of the default network's sizes (in sync mode 4 BN
- * all-reduces, then the gradient hand-in and the new parameters) against a Coordinator, once with the
+ * threads of this JVM on 127.0.0.1, running steps of a network's sizes (in sync mode two BN all-reduces
+ * per BN layer, then the gradient hand-in and the new parameters) against a Coordinator, once with the
  * replicas of an executor aggregated by its hub (one connection per executor) and once with a
  * connection per replica. Prints per step: wall time (the floor of a step's non-compute time here),
  * the driver's CPU time in its connection threads, and the bytes through the driver's socket each way.
- * Usage: ProtocolBench [ExR,...] [steps] [--encrypt]    (default 1x2,2x1,2x4,4x4,8x8 and 200 steps)
+ * With --delay-ms D every connection goes through a DelayProxy that holds each chunk D ms each way, as a
+ * network link's latency would.
+ * Usage: ProtocolBench [ExR,...] [steps] [--encrypt] [--net NET] [--delay-ms D]
+ *        (default 1x2,2x1,2x4,4x4,8x8, 200 steps, the seed network, no delay)
  */
 public final class ProtocolBench {
     private ProtocolBench() {}
@@ -29,43 +32,66 @@ public final class ProtocolBench {
     public static void main(String[] args) throws Exception {
         List<String> rest = new ArrayList<>(List.of(args));
         boolean encrypt = rest.remove("--encrypt");
+        String network = takeValue(rest, "--net", NetSpec.SEED), delayText = takeValue(rest, "--delay-ms", "0");
+        if (!delayText.matches("\\d+(\\.\\d+)?")) {
+            System.err.println("error: --delay-ms takes milliseconds like 0.1, got '" + delayText + "'");
+            System.exit(2);
+        }
+        double delayMs = Double.parseDouble(delayText);
         String configList = rest.size() > 0 ? rest.get(0) : "1x2,2x1,2x4,4x4,8x8", stepText = rest.size() > 1 ? rest.get(1) : "200";
         if (!configList.matches("[1-9]\\d*x[1-9]\\d*(,[1-9]\\d*x[1-9]\\d*)*") || !stepText.matches("[1-9]\\d{0,6}") || rest.size() > 2) {
-            System.err.println("usage: bench-protocol [ExR,...] [steps] [--encrypt]   (E executors x R replicas each, e.g. 1x2,8x8; steps 1..9999999)");
+            System.err.println("usage: bench-protocol [ExR,...] [steps] [--encrypt] [--net NET] [--delay-ms D]   (E executors x R replicas each, e.g. 1x2,8x8; "
+                    + "steps 1..9999999; NET as --net takes it, for 1x28x28 images of 10 classes; D: milliseconds each way)");
             System.exit(2);
         }
         String[] configs = configList.split(",");
         int steps = Integer.parseInt(stepText);
-        NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
+        NetSpec spec = NetSpec.forData(network, 1, 28, 28, 10);
         int paramCount, stateCount;
         try (ConvNet net = new ConvNet(spec, 1, 1, ConvNet.Kernels.FAST)) {
             paramCount = net.paramCount();
             stateCount = net.state.length();
         }
-        System.out.printf(Locale.ROOT, "%d parameters (%d KB of gradient per party and step), frames %s, %d steps per run (the first run warms up)%n",
-                paramCount, paramCount * 4 / 1024, encrypt ? "encrypted" : "sealed", steps);
+        System.out.printf(Locale.ROOT, "%s: %d parameters (%d KB of gradient per party and step), %d BN layers, frames %s, %s, %d steps per run "
+                + "(the first run warms up)%n", spec, paramCount, paramCount * 4 / 1024, spec.bnChannels().length, encrypt ? "encrypted" : "sealed",
+                delayMs > 0 ? "every connection delayed " + delayText + " ms each way" : "no added delay", steps);
         System.out.println("| executors × replicas | BN | aggregation | wall ms/step | driver CPU ms/step | KB in/step | KB out/step |");
         System.out.println("|---|---|---|---|---|---|---|");
         for (String bn : new String[] {"local", "sync"}) { // warm-up
-            for (boolean aggregate : new boolean[] {true, false}) run(2, 2, bn, aggregate, encrypt, 300, spec, paramCount, stateCount, false);
+            for (boolean aggregate : new boolean[] {true, false}) run(2, 2, bn, aggregate, encrypt, delayMs > 0 ? 20 : 300, delayMs, spec, paramCount, stateCount, false);
         }
         for (String config : configs) {
             String[] er = config.split("x");
             int executors = Integer.parseInt(er[0]), perExecutor = Integer.parseInt(er[1]);
             for (String bn : new String[] {"local", "sync"}) {
                 for (boolean aggregate : perExecutor > 1 ? new boolean[] {true, false} : new boolean[] {true}) {
-                    run(executors, perExecutor, bn, aggregate, encrypt, steps, spec, paramCount, stateCount, true);
+                    run(executors, perExecutor, bn, aggregate, encrypt, steps, delayMs, spec, paramCount, stateCount, true);
                 }
             }
         }
     }
 
-    private static void run(int executors, int perExecutor, String mode, boolean aggregate, boolean encrypt, int steps, NetSpec spec, int paramCount,
-            int stateCount, boolean print) throws Exception {
+    /** The value after option in args (both removed), or fallback. */
+    private static String takeValue(List<String> args, String option, String fallback) {
+        int at = args.indexOf(option);
+        if (at < 0) return fallback;
+        if (at + 1 >= args.size()) {
+            System.err.println("error: " + option + " needs a value");
+            System.exit(2);
+        }
+        String value = args.remove(at + 1);
+        args.remove(at);
+        return value;
+    }
+
+    private static void run(int executors, int perExecutor, String mode, boolean aggregate, boolean encrypt, int steps, double delayMs, NetSpec spec,
+            int paramCount, int stateCount, boolean print) throws Exception {
         int workers = executors * perExecutor;
         int[] channels = spec.bnChannels();
         BnMode bn = BnMode.parse(mode, workers);
-        try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt)) {
+        try (Coordinator c = new Coordinator("127.0.0.1", workers, bn, paramCount, stateCount, channels, Coordinator.randomKey(), encrypt);
+                DelayProxy proxy = delayMs > 0 ? new DelayProxy(c.port(), delayMs) : null) {
+            int port = proxy != null ? proxy.port() : c.port();
             c.runState().startEpoch(1, steps, 0, new float[paramCount], new float[stateCount], new RunState.StepHandler() {
                 @Override
                 public void apply(StepAggregator.StepReport r, float[] params) {}
@@ -85,7 +111,7 @@ public final class ProtocolBench {
             Throwable[] failure = new Throwable[1];
             for (int first = 0; first < workers; first += partySize) {
                 int[] ranks = IntStream.range(first, first + partySize).toArray();
-                ExecutorHub hub = new ExecutorHub(ranks, bn, (rs, killed) -> new CoordinatorClient("127.0.0.1", c.port(), c.key(), encrypt, rs, 1, 0, paramCount,
+                ExecutorHub hub = new ExecutorHub(ranks, bn, (rs, killed) -> new CoordinatorClient("127.0.0.1", port, c.key(), encrypt, rs, 1, 0, paramCount,
                         stateCount, channels, killed));
                 for (int rank : ranks) {
                     Thread t = new Thread(() -> {

@@ -74,26 +74,7 @@ public final class BnReluPool implements Layer {
         FloatBuffer x = input.floats();
         float[] mean = new float[channels], scale = new float[channels], beta = new float[channels];
         if (training) {
-            double[] sums = new double[2 * channels + 1];
-            parallel.forRange(channels, (c0, c1) -> {
-                float[] row = new float[plane], sum = new float[plane], sumOfSquares = new float[plane];
-                for (int c = c0; c < c1; c++) {
-                    Arrays.fill(sum, 0f);
-                    Arrays.fill(sumOfSquares, 0f);
-                    for (int s = 0; s < n; s++) {
-                        x.get((s * channels + c) * plane, row, 0, plane);
-                        accumulate(row, sum, sumOfSquares);
-                    }
-                    double s1 = 0, s2 = 0;
-                    for (int i = 0; i < plane; i++) {
-                        s1 += sum[i];
-                        s2 += sumOfSquares[i];
-                    }
-                    sums[c] = s1;
-                    sums[channels + c] = s2;
-                }
-            });
-            sums[2 * channels] = (double) n * plane;
+            double[] sums = bn.floatSums(x, n, parallel);
             if (!bn.reduceStatistics(sums)) return out;
         }
         for (int c = 0; c < channels; c++) {
@@ -134,18 +115,6 @@ public final class BnReluPool implements Layer {
             }
         });
         return out;
-    }
-
-    /**
-     * sum[i] += x[i], sumOfSquares[i] += x[i]^2: the per-position sums over the samples (at most a few
-     * hundred values each, in float), added up in double per channel. A sum across one plane would be a
-     * chain of dependent additions that HotSpot does not vectorize; this loop it does (see Conv2d.axpy).
-     */
-    static void accumulate(float[] x, float[] sum, float[] sumOfSquares) {
-        for (int i = 0; i < x.length; i++) {
-            sum[i] += x[i];
-            sumOfSquares[i] += x[i] * x[i];
-        }
     }
 
     /**
@@ -190,15 +159,8 @@ public final class BnReluPool implements Layer {
             }
         });
         bn.reduceGradientSums(sums);
-        double count = bn.count();
-        float[] mean = new float[channels], slope = new float[channels], shift = new float[channels], gScale = new float[channels];
-        for (int c = 0; c < channels; c++) {
-            double gs = bn.gamma(c) * bn.invStd(c);
-            mean[c] = (float) bn.mean(c);
-            slope[c] = (float) (-gs * bn.invStd(c) * sums[channels + c] / count); // -gScale * D2/N per unit of (x - mean)
-            shift[c] = (float) (-gs * sums[c] / count); // -gScale * D1/N
-            gScale[c] = (float) gs;
-        }
+        BnStatistics.InputGradient k = bn.inputGradient(sums);
+        float[] mean = k.mean(), slope = k.slope(), shift = k.shift(), gScale = k.gScale();
         FloatBuffer d = dx.floats();
         parallel.forRange(n * channels, (p0, p1) -> {
             float[] row = new float[plane];

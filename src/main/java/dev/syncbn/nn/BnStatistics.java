@@ -1,5 +1,7 @@
 package dev.syncbn.nn;
 
+import java.nio.FloatBuffer;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
@@ -107,6 +109,63 @@ public final class BnStatistics {
             state.set(rv, (1 - MOMENTUM) * state.get(rv) + MOMENTUM * var * count / (count - 1));
         }
         return true;
+    }
+
+    /**
+     * The forward's sums of a float input of n samples, as reduceStatistics takes them: S1 and S2 per
+     * channel, then the count. Summed per position over the samples in float (at most a few hundred
+     * values each), then over the plane in double: a sum across one plane would be a chain of dependent
+     * additions that HotSpot does not vectorize; the per-position loop it does (see Conv2d.axpy).
+     */
+    double[] floatSums(FloatBuffer x, int n, Parallel parallel) {
+        int plane = shape[1] * shape[2];
+        double[] sums = new double[2 * channels + 1];
+        parallel.forRange(channels, (c0, c1) -> {
+            float[] row = new float[plane], sum = new float[plane], sumOfSquares = new float[plane];
+            for (int c = c0; c < c1; c++) {
+                Arrays.fill(sum, 0f);
+                Arrays.fill(sumOfSquares, 0f);
+                for (int s = 0; s < n; s++) {
+                    x.get((s * channels + c) * plane, row, 0, plane);
+                    accumulate(row, sum, sumOfSquares);
+                }
+                double s1 = 0, s2 = 0;
+                for (int i = 0; i < plane; i++) {
+                    s1 += sum[i];
+                    s2 += sumOfSquares[i];
+                }
+                sums[c] = s1;
+                sums[channels + c] = s2;
+            }
+        });
+        sums[2 * channels] = (double) n * plane;
+        return sums;
+    }
+
+    private static void accumulate(float[] x, float[] sum, float[] sumOfSquares) {
+        for (int i = 0; i < x.length; i++) {
+            sum[i] += x[i];
+            sumOfSquares[i] += x[i] * x[i];
+        }
+    }
+
+    /**
+     * The float kernels' input gradient per channel, from the group's D1 and D2 (sums after
+     * reduceGradientSums): dx = (x - mean) * slope + shift + gScale * g, where g is the gradient reaching
+     * the normalized value (dy, masked by ReLU where there is one).
+     */
+    record InputGradient(float[] mean, float[] slope, float[] shift, float[] gScale) {}
+
+    InputGradient inputGradient(double[] sums) {
+        float[] m = new float[channels], slope = new float[channels], shift = new float[channels], gScale = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            double gs = gamma(c) * invStd[c];
+            m[c] = (float) mean[c];
+            slope[c] = (float) (-gs * invStd[c] * sums[channels + c] / count); // -gScale * D2/N per unit of (x - mean)
+            shift[c] = (float) (-gs * sums[c] / count); // -gScale * D1/N
+            gScale[c] = (float) gs;
+        }
+        return new InputGradient(m, slope, shift, gScale);
     }
 
     /** The backward's bookkeeping: from this replica's D1, D2 per channel, writes dgamma and dbeta and replaces sums with the group's sums. */

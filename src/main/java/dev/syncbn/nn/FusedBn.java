@@ -75,21 +75,7 @@ public final class FusedBn implements Layer {
         lastInput = input;
         FloatBuffer x = input.floats();
         if (training) {
-            double[] sums = new double[2 * channels + 1];
-            parallel.forRange(channels, (c0, c1) -> {
-                float[] row = new float[plane], sum = new float[plane], sumOfSquares = new float[plane];
-                for (int c = c0; c < c1; c++) {
-                    Arrays.fill(sum, 0f);
-                    Arrays.fill(sumOfSquares, 0f);
-                    for (int s = 0; s < n; s++) {
-                        x.get((s * channels + c) * plane, row, 0, plane);
-                        BnReluPool.accumulate(row, sum, sumOfSquares);
-                    }
-                    sums[c] = total(sum);
-                    sums[channels + c] = total(sumOfSquares);
-                }
-            });
-            sums[2 * channels] = (double) n * plane;
+            double[] sums = bn.floatSums(x, n, parallel);
             if (!bn.reduceStatistics(sums)) return out;
         }
         float[] scale = new float[channels], shift = new float[channels];
@@ -151,15 +137,8 @@ public final class FusedBn implements Layer {
             }
         });
         bn.reduceGradientSums(sums);
-        double count = bn.count();
-        float[] mean = new float[channels], slope = new float[channels], shift = new float[channels], gScale = new float[channels];
-        for (int c = 0; c < channels; c++) {
-            double gs = bn.gamma(c) * bn.invStd(c);
-            mean[c] = (float) bn.mean(c);
-            slope[c] = (float) (-gs * bn.invStd(c) * sums[channels + c] / count); // -gScale * D2/N per unit of (x - mean)
-            shift[c] = (float) (-gs * sums[c] / count); // -gScale * D1/N
-            gScale[c] = (float) gs;
-        }
+        BnStatistics.InputGradient k = bn.inputGradient(sums);
+        float[] mean = k.mean(), slope = k.slope(), shift = k.shift(), gScale = k.gScale();
         FloatBuffer d = dx.floats();
         parallel.forRange(n * channels, (p0, p1) -> {
             float[] row = new float[plane], g = new float[plane], output = new float[plane];

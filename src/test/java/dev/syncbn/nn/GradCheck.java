@@ -2,6 +2,7 @@ package dev.syncbn.nn;
 
 import java.util.Random;
 import java.util.function.DoubleSupplier;
+import java.util.stream.IntStream;
 import org.nd4j.linalg.api.buffer.DataType;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,17 +21,7 @@ final class GradCheck {
 
     /** d loss / d buf[i], numerically, for every i in [0, count). */
     static double[] numeric(Buf buf, int count, DoubleSupplier loss) {
-        double[] g = new double[count];
-        for (int i = 0; i < count; i++) {
-            double orig = buf.get(i);
-            buf.set(i, orig + H);
-            double plus = loss.getAsDouble();
-            buf.set(i, orig - H);
-            double minus = loss.getAsDouble();
-            buf.set(i, orig);
-            g[i] = (plus - minus) / (2 * H);
-        }
-        return g;
+        return numericAt(buf, IntStream.range(0, count).toArray(), loss);
     }
 
     /** d loss / d buf[i] numerically for each of the given indices; returns them in that order. */
