@@ -87,6 +87,10 @@ sl=$(csv spark-local 7); sy=$(csv spark-sync 7); single=$(csv single 7)
 log "protocol scale model"
 "$ROOT/jobs/bench-protocol.sh" 1x2,2x4,8x8 200 > "$OUT/protocol.log" 2>&1
 protocol=$(grep '^|' "$OUT/protocol.log")
+for delay in 0.1 0.5; do
+  log "protocol scale model, resnet-20, $delay ms each way"
+  "$ROOT/jobs/bench-protocol.sh" 1x2,2x4,8x8 30 --net resnet-20 --delay-ms "$delay" > "$OUT/protocol-resnet-$delay.log" 2>&1
+done
 
 # --- accuracy
 accuracy=""
@@ -176,6 +180,17 @@ mkdir -p "$(dirname "$REPORT")"
   echo "connection per replica. The bytes are exact; the times are 2 cores running every \"executor\"."
   echo
   echo "$protocol"
+  echo
+  echo "The same for resnet-20 (21 BN layers: 42 meetings a step in sync BN), each connection through a proxy that"
+  echo "holds every chunk 0.1 ms, then 0.5 ms, each way, as a LAN's latency would (\`jobs/bench-protocol.sh 1x2,2x4,8x8 30"
+  echo "--net resnet-20 --delay-ms D\`). With one executor the BN meetings stay inside its hub; with more, each meeting"
+  echo "is one round trip per executor, whatever its number of replicas."
+  for delay in 0.1 0.5; do
+    echo
+    echo "$delay ms each way:"
+    echo
+    grep '^|' "$OUT/protocol-resnet-$delay.log"
+  done
   if [ -n "$accuracy" ]; then
     echo
     echo "## Accuracy"

@@ -11,6 +11,7 @@ import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.Trainer;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Function;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.JavaSparkContext;
 
@@ -29,7 +30,7 @@ public final class TrainJob {
         System.out.printf("single process: training on %d images, testing on %d; batch %d, %d threads%n", trainPart.size(), testPart.size(), c.batch(),
                 c.threads());
         try (LocalEngine engine = new LocalEngine(trainPart, testPart, c)) {
-            return run(engine, c, conf, Map.of("batch", Integer.toString(c.batch())), Trainer.Listener.NONE);
+            return run(engine, c, conf, Map.of("batch", Integer.toString(c.batch())), Trainer.Listener.NONE, Trainer::sameSettings);
         }
     }
 
@@ -45,13 +46,44 @@ public final class TrainJob {
             shape.put("batch-per-worker", Integer.toString(c.batchPerWorker()));
             shape.put("bn", c.bn().text());
             shape.put("shuffle", c.shuffle());
-            return run(engine, c, sc.hadoopConfiguration(), shape, listener);
+            return run(engine, c, sc.hadoopConfiguration(), shape, listener, settings -> reshapeable(c, settings));
         }
     }
 
+    /**
+     * A Spark run may resume with another W and b of the same global batch W * b. The global shuffle
+     * gives step j the positions [j*W*b, (j+1)*W*b) of the epoch's permutation whatever W is (Sampler),
+     * so the same global batches follow, and sync BN computes over each what one process would: the same
+     * steps. Local and group BN normalize over other batches then, and --shuffle partition deals the
+     * replicas' blocks anew; both are allowed with a note. Every other setting must agree.
+     */
+    private static Trainer.ResumeCheck reshapeable(TrainConfig c, Map<String, String> settings) {
+        Map<String, String> fixed = new LinkedHashMap<>(settings);
+        fixed.remove("workers");
+        fixed.remove("batch-per-worker");
+        Trainer.ResumeCheck sameOtherwise = Trainer.sameSettings(fixed);
+        return (saved, path) -> {
+            sameOtherwise.check(saved, path);
+            if (!saved.containsKey("workers") || !saved.containsKey("batch-per-worker")) return null;
+            int w = Integer.parseInt(saved.get("workers")), b = Integer.parseInt(saved.get("batch-per-worker"));
+            if (w == c.workers() && b == c.batchPerWorker()) return null;
+            int global = c.workers() * c.batchPerWorker();
+            if (w * b != global) {
+                throw new IllegalArgumentException("cannot resume from " + path + ": it was trained with a global batch of " + w * b + " (--workers " + w
+                        + " x --batch-per-worker " + b + "), this run has " + global + " (" + c.workers() + " x " + c.batchPerWorker()
+                        + "); a resumed run may change --workers and --batch-per-worker only together, keeping their product");
+            }
+            String note = "resuming " + w + " replicas x " + b + " as " + c.workers() + " x " + c.batchPerWorker() + ", global batch " + global + " either way: ";
+            note += c.bn().text().equals("sync") ? "sync BN computes the same steps"
+                    : "note: " + c.bn().text() + " BN now normalizes over other batches than before";
+            if (c.shufflePartitions()) note += "; note: with --shuffle partition the replicas' blocks are dealt anew, so the epochs' batches change";
+            return note;
+        };
+    }
+
     /** The epochs of any engine; shape: the engine's settings that a resumed run must share. */
-    private static Trainer.Outcome run(Engine engine, TrainConfig c, Configuration conf, Map<String, String> shape, Trainer.Listener listener)
-            throws Exception {
+    private static Trainer.Outcome run(Engine engine, TrainConfig c, Configuration conf, Map<String, String> shape, Trainer.Listener listener,
+            Function<Map<String, String>, Trainer.ResumeCheck> resumeCheck) throws Exception {
         // values, not spellings: a run started with --lr 0.001 resumes with --lr 1e-3
         Map<String, String> settings = new LinkedHashMap<>();
         settings.put("seed", Long.toString(c.seed()));
@@ -64,6 +96,6 @@ public final class TrainJob {
             engine.adam().withCosineDecay((long) c.epochs() * engine.stepsPerEpoch());
             settings.put("epochs", Integer.toString(c.epochs())); // the schedule's length
         }
-        return new Trainer(c, settings, engine, conf).listener(listener).run();
+        return new Trainer(c, settings, engine, conf).listener(listener).resumeCheck(resumeCheck.apply(settings)).run();
     }
 }

@@ -29,6 +29,12 @@ public final class Trainer {
     private final Engine engine;
     private final Configuration conf;
     private Listener listener = Listener.NONE;
+    private ResumeCheck resumeCheck;
+
+    /** Whether a checkpoint's settings let this run continue it: throws naming what differs, or returns a note to print (or null). */
+    public interface ResumeCheck {
+        String check(Map<String, String> saved, String path);
+    }
 
     /** What a caller hears of a run as it goes. */
     public interface Listener {
@@ -46,6 +52,12 @@ public final class Trainer {
         return this;
     }
 
+    /** Replaces the default check of a resumed run (every setting the same as the checkpoint's). */
+    public Trainer resumeCheck(ResumeCheck check) {
+        this.resumeCheck = check;
+        return this;
+    }
+
     /**
      * cfg: the run (of it the Trainer reads the epochs, the outputs, resume, early stopping, precise BN
      * and the progress interval); settings: what a resumed run must share with the checkpoint it resumes.
@@ -55,6 +67,7 @@ public final class Trainer {
         this.settings = settings;
         this.engine = engine;
         this.conf = conf;
+        this.resumeCheck = sameSettings(settings);
     }
 
     public Outcome run() throws Exception {
@@ -84,7 +97,8 @@ public final class Trainer {
                 System.out.println("no checkpoint in " + cfg.checkpointDir() + ": starting from scratch");
             } else {
                 ModelFile m = ModelFile.load(latest, conf);
-                checkSameRun(m.settings(), latest);
+                String note = resumeCheck.check(m.settings(), latest);
+                if (note != null) System.out.println(note);
                 engine.restore(m);
                 start = m.epoch() + 1;
                 stepsBefore = m.step();
@@ -155,15 +169,18 @@ public final class Trainer {
         return new Outcome(done, outcome, precise);
     }
 
-    /** A checkpoint only continues the run it came from: the settings that shape the run must agree. */
-    private void checkSameRun(Map<String, String> saved, String path) {
-        for (Map.Entry<String, String> e : settings.entrySet()) {
-            String was = saved.get(e.getKey());
-            if (was != null && !was.equals(e.getValue())) {
-                throw new IllegalArgumentException("cannot resume from " + path + ": it was trained with --" + e.getKey() + " " + was
-                        + ", this run has --" + e.getKey() + " " + e.getValue());
+    /** A checkpoint only continues the run it came from: the settings that shape the run must agree (a setting it lacks is taken as agreeing). */
+    public static ResumeCheck sameSettings(Map<String, String> settings) {
+        return (saved, path) -> {
+            for (Map.Entry<String, String> e : settings.entrySet()) {
+                String was = saved.get(e.getKey());
+                if (was != null && !was.equals(e.getValue())) {
+                    throw new IllegalArgumentException("cannot resume from " + path + ": it was trained with --" + e.getKey() + " " + was
+                            + ", this run has --" + e.getKey() + " " + e.getValue());
+                }
             }
-        }
+            return null;
+        };
     }
 
     static String checkpointPath(String dir, int epoch) {
