@@ -11,7 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A TCP proxy on 127.0.0.1 that holds every chunk of bytes for a fixed delay before passing it on, in
@@ -69,8 +69,8 @@ final class DelayProxy implements AutoCloseable {
         Thread writer = new Thread(() -> {
             try (OutputStream out = to.getOutputStream()) {
                 for (Chunk c; (c = queue.take()).bytes() != null; ) {
-                    long wait = c.due() - System.nanoTime();
-                    if (wait > 0) TimeUnit.NANOSECONDS.sleep(wait);
+                    // parkNanos, not sleep: Java 17's Thread.sleep rounds any fraction of a millisecond up to a whole one
+                    for (long wait; (wait = c.due() - System.nanoTime()) > 0; ) LockSupport.parkNanos(wait);
                     out.write(c.bytes());
                     out.flush();
                 }
