@@ -3,7 +3,11 @@ package dev.syncbn.nn;
 import java.nio.ByteOrder;
 import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Deque;
+import java.util.List;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -25,6 +29,29 @@ public abstract class Buf {
     }
 
     private static final ThreadLocal<long[]> ALLOCATED = ThreadLocal.withInitial(() -> new long[1]);
+    private static final ThreadLocal<Deque<List<Buf>>> COLLECTED = ThreadLocal.withInitial(ArrayDeque::new);
+
+    /**
+     * Gathers every buffer this thread allocates from now until stopCollecting, which returns them, for
+     * their owner to free together (closeAll). Off-heap memory is otherwise freed only when the garbage
+     * collector finds the arrays unreachable: a JVM that builds networks faster than its heap fills (an
+     * executor evaluating 32 partitions of resnet-20 at once, up to 1 GB each) runs out of memory first.
+     * Calls nest: an inner owner's buffers are the outer owner's too.
+     */
+    static void startCollecting() {
+        COLLECTED.get().push(new ArrayList<>());
+    }
+
+    static List<Buf> stopCollecting() {
+        List<Buf> mine = COLLECTED.get().pop();
+        if (!COLLECTED.get().isEmpty()) COLLECTED.get().peek().addAll(mine);
+        return mine;
+    }
+
+    /** Frees the buffers' memory now; they must not be used afterwards. */
+    static void closeAll(List<Buf> bufs) {
+        for (Buf b : bufs) if (b.flat.closeable() && !b.flat.wasClosed()) b.flat.close();
+    }
 
     /** Bytes this thread has allocated through zeros so far (to size a network before building it for real). */
     public static long allocatedByThisThread() {
@@ -34,9 +61,13 @@ public abstract class Buf {
     public static Buf zeros(DataType type, long length) {
         INDArray flat = Nd4j.create(type, Math.max(1, length));
         ALLOCATED.get()[0] += Math.max(1, length) * type.width();
-        if (type == DataType.FLOAT) return new F32(flat);
-        if (type == DataType.DOUBLE) return new F64(flat);
-        throw new IllegalArgumentException("unsupported data type " + type + " (FLOAT or DOUBLE)");
+        Buf b;
+        if (type == DataType.FLOAT) b = new F32(flat);
+        else if (type == DataType.DOUBLE) b = new F64(flat);
+        else throw new IllegalArgumentException("unsupported data type " + type + " (FLOAT or DOUBLE)");
+        List<Buf> collecting = COLLECTED.get().peek();
+        if (collecting != null) collecting.add(b);
+        return b;
     }
 
     public abstract double get(int i);

@@ -42,6 +42,7 @@ public final class ConvNet implements AutoCloseable {
     public final Buf input;
 
     private final Shards shards;
+    private final List<Buf> buffers; // every buffer this network allocated, freed by close()
     private final SoftmaxCrossEntropy loss; // evaluation's, over the gathered logits
     private final Buf logits; // with more than one shard: the shards' logits side by side
     private Buf lastLogits;
@@ -52,18 +53,23 @@ public final class ConvNet implements AutoCloseable {
         this.spec = spec;
         this.maxBatch = maxBatch;
         DataType type = kernels.type();
-        shards = new Shards(spec, maxBatch, threads, kernels);
-        Shards.Shard first = shards.first();
-        int count = shards.count();
-        int paramCount = first.layers.stream().mapToInt(Layer::paramCount).sum();
-        int stateCount = first.batchNorms.stream().mapToInt(BnStatistics::stateCount).sum();
-        params = Buf.zeros(type, paramCount);
-        grads = Buf.zeros(type, paramCount);
-        state = Buf.zeros(type, stateCount);
-        input = count == 1 ? first.input : Buf.zeros(type, (long) maxBatch * spec.inputSize());
-        for (int i = 0; i < count; i++) shards.shards[i].bind(params, i == 0 ? grads : Buf.zeros(type, paramCount), state);
-        loss = new SoftmaxCrossEntropy(spec.classes(), maxBatch, type);
-        logits = count > 1 ? Buf.zeros(type, (long) maxBatch * spec.classes()) : null;
+        Buf.startCollecting();
+        try {
+            shards = new Shards(spec, maxBatch, threads, kernels);
+            Shards.Shard first = shards.first();
+            int count = shards.count();
+            int paramCount = first.layers.stream().mapToInt(Layer::paramCount).sum();
+            int stateCount = first.batchNorms.stream().mapToInt(BnStatistics::stateCount).sum();
+            params = Buf.zeros(type, paramCount);
+            grads = Buf.zeros(type, paramCount);
+            state = Buf.zeros(type, stateCount);
+            input = count == 1 ? first.input : Buf.zeros(type, (long) maxBatch * spec.inputSize());
+            for (int i = 0; i < count; i++) shards.shards[i].bind(params, i == 0 ? grads : Buf.zeros(type, paramCount), state);
+            loss = new SoftmaxCrossEntropy(spec.classes(), maxBatch, type);
+            logits = count > 1 ? Buf.zeros(type, (long) maxBatch * spec.classes()) : null;
+        } finally {
+            buffers = Buf.stopCollecting();
+        }
     }
 
     /**
@@ -192,8 +198,10 @@ public final class ConvNet implements AutoCloseable {
         if (n < 0 || n > maxBatch) throw new IllegalArgumentException("batch of " + n + " samples, this network holds 0 to " + maxBatch);
     }
 
+    /** Stops the shards' threads and frees every buffer of the network now (views of params, grads and state included). */
     @Override
     public void close() {
         shards.close();
+        Buf.closeAll(buffers);
     }
 }
