@@ -40,9 +40,9 @@ public record NetSpec(int channels, int height, int width, int[] convWidths, int
         this(channels, height, width, convWidths, 0, 1, classes);
     }
 
-    /** The seed network: conv widths 32, 64. */
+    /** The seed network (SEED) for this input and classes. */
     public static NetSpec defaultFor(int channels, int height, int width, int classes) {
-        return new NetSpec(channels, height, width, new int[] {32, 64}, classes);
+        return forData(SEED, channels, height, width, classes);
     }
 
     /**
