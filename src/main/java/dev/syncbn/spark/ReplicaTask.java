@@ -11,6 +11,7 @@ import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.BnReducer;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
+import dev.syncbn.nn.Rendezvous;
 import dev.syncbn.nn.SoftmaxCrossEntropy;
 import java.io.Serializable;
 import java.util.Arrays;
@@ -60,9 +61,30 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         } catch (IllegalArgumentException e) { // bad data or a refused configuration: every attempt would fail alike
             throw new DeterministicFailure("replica " + rank + " failed in epoch " + job.epoch() + ": " + e.getMessage(), e);
         } catch (Exception e) {
+            if (causedBy(e, Rendezvous.Released.class)) awaitKill(ctx);
             throw new IllegalStateException("replica " + rank + " failed in epoch " + job.epoch() + ": " + e.getMessage(), e);
         }
         return CollectionConverters.asScala(Collections.singletonList(rank).iterator());
+    }
+
+    private static boolean causedBy(Throwable e, Class<? extends Throwable> kind) {
+        for (Throwable t = e; t != null; t = t.getCause()) if (kind.isInstance(t)) return true;
+        return false;
+    }
+
+    /**
+     * A replica released from a meeting by another replica's failure in this executor only echoes that
+     * failure, and Spark kills every task of a failed barrier stage (or of a job the driver cancels): it
+     * waits up to 10 s for that kill instead of failing first, which made Spark log the echo's stack trace
+     * before the real cause (a diverging run's console showed 71 lines).
+     */
+    private static void awaitKill(BarrierTaskContext ctx) {
+        try {
+            for (int waited = 0; waited < 10_000 && !ctx.isInterrupted(); waited += 10) Thread.sleep(10);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        ctx.killTaskIfInterrupted();
     }
 
     /**
