@@ -2,6 +2,7 @@ package dev.syncbn.nn;
 
 import java.nio.FloatBuffer;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /**
@@ -37,6 +38,13 @@ public final class BnStatistics {
         this.index = index;
         this.mean = new double[channels];
         this.invStd = new double[channels];
+    }
+
+    /** A network's next BN layer: its statistics numbered after those in batchNorms, and appended there. */
+    static BnStatistics next(int[] shape, List<BnStatistics> batchNorms) {
+        BnStatistics s = new BnStatistics(shape, batchNorms.size());
+        batchNorms.add(s);
+        return s;
     }
 
     int[] shape() {

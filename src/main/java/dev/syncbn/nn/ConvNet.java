@@ -32,6 +32,11 @@ public final class ConvNet implements AutoCloseable {
         public DataType type() {
             return type;
         }
+
+        /** BN over stats, then ReLU if relu: the fused float layer, or the reference BatchNorm2d. */
+        Layer batchNorm(BnStatistics stats, boolean relu, int maxBatch, Parallel parallel) {
+            return this == FAST ? new FusedBn(stats, relu, false, maxBatch, parallel) : new BatchNorm2d(stats, relu, maxBatch, parallel, type);
+        }
     }
 
     public final NetSpec spec;

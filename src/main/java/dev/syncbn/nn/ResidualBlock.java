@@ -29,18 +29,16 @@ public final class ResidualBlock implements Layer {
         boolean fast = kernels == ConvNet.Kernels.FAST;
         int width = block.outWidth(), stride = block.stride();
         conv1 = new Conv2d(inShape, width, 3, stride, 1, false, true, maxBatch, parallel, type);
-        BnStatistics s1 = bn(conv1.outShape(), batchNorms);
-        bn1 = fast ? new FusedBn(s1, true, false, maxBatch, parallel) : new BatchNorm2d(s1, true, maxBatch, parallel, type);
+        bn1 = kernels.batchNorm(BnStatistics.next(conv1.outShape(), batchNorms), true, maxBatch, parallel);
         conv2 = new Conv2d(conv1.outShape(), width, 3, 1, 1, false, true, maxBatch, parallel, type);
-        BnStatistics s2 = bn(conv2.outShape(), batchNorms);
+        BnStatistics s2 = BnStatistics.next(conv2.outShape(), batchNorms);
         tail = fast ? new FusedBn(s2, true, true, maxBatch, parallel) : null;
         bn2 = fast ? null : new BatchNorm2d(s2, false, maxBatch, parallel, type);
         outShape = conv2.outShape();
         inSize = Layer.size(inShape);
         if (block.projects()) {
             shortcutConv = new Conv2d(inShape, width, 1, stride, 0, false, true, maxBatch, parallel, type);
-            BnStatistics s3 = bn(shortcutConv.outShape(), batchNorms);
-            shortcutBn = fast ? new FusedBn(s3, false, false, maxBatch, parallel) : new BatchNorm2d(s3, false, maxBatch, parallel, type);
+            shortcutBn = kernels.batchNorm(BnStatistics.next(shortcutConv.outShape(), batchNorms), false, maxBatch, parallel);
         } else {
             shortcutConv = null;
             shortcutBn = null;
@@ -49,12 +47,6 @@ public final class ResidualBlock implements Layer {
         long size = (long) maxBatch * Layer.size(outShape);
         out = fast ? null : Buf.zeros(type, size);
         atSum = fast ? null : Buf.zeros(type, size);
-    }
-
-    private static BnStatistics bn(int[] shape, List<BnStatistics> batchNorms) {
-        BnStatistics s = new BnStatistics(shape, batchNorms.size());
-        batchNorms.add(s);
-        return s;
     }
 
     @Override

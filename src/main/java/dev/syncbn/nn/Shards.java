@@ -45,8 +45,7 @@ final class Shards implements AutoCloseable {
                 for (int width : spec.convWidths()) {
                     int block = batchNorms.size() + 1;
                     add("conv" + block, new Conv2d(shape, width, 3, 1, 1, false, !first, capacity, parallel, type));
-                    BnStatistics bn = new BnStatistics(last().outShape(), batchNorms.size());
-                    batchNorms.add(bn);
+                    BnStatistics bn = BnStatistics.next(last().outShape(), batchNorms);
                     if (kernels == ConvNet.Kernels.FAST) {
                         add("bn" + block + "+relu+pool" + block, new BnReluPool(bn, 2, capacity, parallel));
                     } else {
@@ -68,9 +67,7 @@ final class Shards implements AutoCloseable {
         private int[] addResidual(NetSpec spec, int[] shape, int capacity, ConvNet.Kernels kernels) {
             DataType type = kernels.type();
             add("conv1", new Conv2d(shape, spec.stemWidth(), 3, 1, 1, false, false, capacity, parallel, type));
-            BnStatistics stem = new BnStatistics(last().outShape(), 0);
-            batchNorms.add(stem);
-            add("bn1+relu", kernels == ConvNet.Kernels.FAST ? new FusedBn(stem, true, false, capacity, parallel) : new BatchNorm2d(stem, true, capacity, parallel, type));
+            add("bn1+relu", kernels.batchNorm(BnStatistics.next(last().outShape(), batchNorms), true, capacity, parallel));
             for (NetSpec.Block block : spec.blocks()) {
                 add("stage" + block.stage() + ".block" + block.index(), new ResidualBlock(block, last().outShape(), batchNorms, capacity, parallel, kernels));
             }
