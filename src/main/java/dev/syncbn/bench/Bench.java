@@ -34,7 +34,7 @@ public final class Bench {
             int[] shuffled = Sampler.order(data[0].size(), o.getLong("seed"), 1);
             int[] order = new int[(warmup + steps) * batch];
             for (int i = 0; i < order.length; i++) order[i] = shuffled[i % shuffled.length];
-            Engine.Progress quiet = (step, stepsInEpoch, loss, soFar) -> {};
+            Engine.Progress quiet = (step, stepsInEpoch, replicas, loss, soFar) -> {};
             engine.trainSteps(1, Arrays.copyOfRange(order, 0, warmup * batch), quiet);
             engine.net.resetTimes();
             long t0 = System.nanoTime();

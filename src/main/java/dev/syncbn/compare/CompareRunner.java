@@ -123,9 +123,9 @@ public final class CompareRunner {
             try (SparkEngine engine = new SparkEngine(sc, slice, probe)) {
                 // a fresh JVM's first steps are slow (the JIT compiles on the same cores): the first round trains 6 epochs before its
                 // last is timed, the others 1; and timed is always the second epoch or later
-                for (int e = 1; e < (round == 0 ? 6 : 2); e++) engine.trainEpoch(e, (s, n, loss, soFar) -> {});
+                for (int e = 1; e < (round == 0 ? 6 : 2); e++) engine.trainEpoch(e, (s, n, replicas, loss, soFar) -> {});
                 long t0 = System.nanoTime();
-                Engine.EpochResult r = engine.trainEpoch(round == 0 ? 6 : 2, (s, n, loss, soFar) -> {});
+                Engine.EpochResult r = engine.trainEpoch(round == 0 ? 6 : 2, (s, n, replicas, loss, soFar) -> {});
                 double epoch = (System.nanoTime() - t0) / 1e9, stepsTime = (r.computeMs() + r.bnSyncMs() + r.exchangeMs() + r.updateMs()) / 1e3 * steps;
                 long t1 = System.nanoTime();
                 engine.evaluate();

@@ -41,7 +41,6 @@ public final class Coordinator implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Coordinator.class.getName());
 
     private final int workers, paramCount, stateCount, maxFrame;
-    private final BnMode bn;
     private final RunState runState;
     private final byte[] key;
     private final boolean encrypt;
@@ -77,7 +76,6 @@ public final class Coordinator implements AutoCloseable {
         this.workers = workers;
         this.paramCount = paramCount;
         this.stateCount = stateCount;
-        this.bn = bn;
         this.maxFrame = Wire.maxFrame(paramCount, stateCount, workers, bnChannels);
         this.runState = new RunState(workers, bn, paramCount, stateCount, bnChannels);
         server = new ServerSocket();
@@ -196,7 +194,7 @@ public final class Coordinator implements AutoCloseable {
     private void onBn(int[] ranks, int myAttempt, DataInputStream frame, Channel channel) throws IOException, InterruptedException {
         int frameEpoch = frame.readInt(), frameStep = frame.readInt(), layer = frame.readInt();
         boolean forward = frame.readBoolean();
-        double[] sums = Wire.doubles(frame, StepAggregator.sharedGroups(bn, ranks).length * runState.aggregator().bnLength(layer, forward));
+        double[] sums = Wire.doubles(frame, StepAggregator.sharedGroups(runState.bn(), ranks).length * runState.aggregator().bnLength(layer, forward));
         Wire.expectEnd(frame);
         channel.send(new Wire.Out(Wire.BN_SUM).doubles(runState.reduceBn(ranks, myAttempt, frameEpoch, frameStep, layer, forward, sums, null)));
     }

@@ -46,8 +46,11 @@ public final class RunState {
         void stepDone(StepAggregator.StepReport report, StepTimes times);
     }
 
-    private final StepAggregator aggregator;
-    private final boolean[] connected; // ranks with a live party in the current attempt
+    private BnMode bn;
+    private final int paramCount, stateCount;
+    private final int[] bnChannels;
+    private StepAggregator aggregator;
+    private boolean[] connected; // ranks with a live party in the current attempt
     private StepHandler handler;
     private int epoch = -1, stepsInEpoch, step, attempt = -1;
     // What the parties copy after a step; the next step's update writes the other array, and the two swap
@@ -65,17 +68,54 @@ public final class RunState {
 
     /** bnChannels: the channel count of each BN layer, in order. */
     public RunState(int workers, BnMode bn, int paramCount, int stateCount, int[] bnChannels) {
+        this.bn = bn;
+        this.paramCount = paramCount;
+        this.stateCount = stateCount;
+        this.bnChannels = bnChannels.clone();
         this.aggregator = new StepAggregator(workers, bn, paramCount, stateCount, bnChannels);
         this.connected = new boolean[workers];
     }
 
+    /**
+     * Continues the epoch with another number of replicas (an elastic run whose cluster shrank or grew):
+     * the current attempt is superseded, its parties are refused from now on, and the first party of the
+     * new one, whose attempts count from firstAttempt (above any earlier one), starts from the last
+     * snapshot as a relaunch does. The steps recomputed are reported once, as for a relaunch.
+     */
+    public synchronized void reshape(int workers, BnMode bn, int firstAttempt) {
+        if (firstAttempt <= attempt) throw new IllegalArgumentException("attempt " + firstAttempt + " is not above the current " + attempt);
+        resize(workers, bn);
+        clearPending();
+        attempt = firstAttempt - 1; // no party has it: the old ones are stale, the first new one (attempt >= firstAttempt) rolls back
+        notifyAll();
+    }
+
+    private void resize(int workers, BnMode bn) {
+        if (workers == connected.length && bn.equals(this.bn)) return;
+        this.bn = bn;
+        aggregator = new StepAggregator(workers, bn, paramCount, stateCount, bnChannels);
+        connected = new boolean[workers];
+    }
+
+    /** How the current replicas share BN statistics (an elastic run's change with their number). */
+    synchronized BnMode bn() {
+        return bn;
+    }
+
     /** The arithmetic of the step (for the lengths a frame must have). */
-    StepAggregator aggregator() {
+    synchronized StepAggregator aggregator() {
         return aggregator;
     }
 
     /** Opens an epoch of stepsInEpoch steps, starting at step startStep, from these parameters and running statistics. */
     public synchronized void startEpoch(int epoch, int stepsInEpoch, int startStep, float[] params, float[] state, StepHandler handler) {
+        startEpoch(epoch, stepsInEpoch, startStep, params, state, connected.length, bn, handler);
+    }
+
+    /** Opens an epoch as startEpoch does, of this many replicas and their BN mode (an elastic run may change them between epochs). */
+    public synchronized void startEpoch(int epoch, int stepsInEpoch, int startStep, float[] params, float[] state, int workers, BnMode bn,
+            StepHandler handler) {
+        resize(workers, bn);
         this.epoch = epoch;
         this.stepsInEpoch = stepsInEpoch;
         this.step = startStep;
@@ -98,6 +138,11 @@ public final class RunState {
     /** The step the driver will compute next (== stepsInEpoch once the epoch is done). */
     public synchronized int step() {
         return step;
+    }
+
+    /** The step a relaunched (or reshaped) attempt starts from: the last snapshot's. */
+    public synchronized int snapshotStep() {
+        return snapshotStep;
     }
 
     /** The replicas' running statistics, averaged over the replicas, as of the last step that carried them (the epoch's last, once it is done). */

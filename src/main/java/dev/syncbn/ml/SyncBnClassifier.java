@@ -40,7 +40,7 @@ import org.apache.spark.sql.types.StructType;
 public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, SyncBnClassifier, SyncBnClassificationModel>
         implements DefaultParamsWritable {
     private final String uid;
-    private final IntParam workers, batchPerWorker, epochs, imageChannels, imageHeight, imageWidth, earlyStoppingEpochs;
+    private final IntParam workers, batchPerWorker, minWorkers, epochs, imageChannels, imageHeight, imageWidth, earlyStoppingEpochs;
     private final Param<String> net, bnMode, lrSchedule, checkpointDir, validationIndicatorCol;
     private final DoubleParam lr;
     private final LongParam seed;
@@ -58,6 +58,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
         ConstructingUid.done();
         workers = new IntParam(this, "workers", Options.help("workers"), ParamValidators.gtEq(1));
         batchPerWorker = new IntParam(this, "batchPerWorker", Options.help("batch-per-worker"), ParamValidators.gtEq(1));
+        minWorkers = new IntParam(this, "minWorkers", Options.help("elastic"), ParamValidators.gtEq(0));
         net = new Param<>(this, "net", Options.help("net"));
         bnMode = new Param<>(this, "bnMode", Options.help("bn"));
         epochs = new IntParam(this, "epochs", Options.help("epochs"), ParamValidators.gtEq(1));
@@ -76,6 +77,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
         Options d = Options.defaults();
         setDefault(workers, d.getInt("workers", 1));
         setDefault(batchPerWorker, d.getInt("batch-per-worker", 1));
+        setDefault(minWorkers, d.getInt("elastic", 0));
         setDefault(net, d.get("net"));
         setDefault(bnMode, d.get("bn"));
         setDefault(epochs, d.getInt("epochs", 1));
@@ -94,6 +96,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
 
     public IntParam workers() { return workers; }
     public IntParam batchPerWorker() { return batchPerWorker; }
+    public IntParam minWorkers() { return minWorkers; }
     public Param<String> net() { return net; }
     public Param<String> bnMode() { return bnMode; }
     public IntParam epochs() { return epochs; }
@@ -109,9 +112,11 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
 
     public SyncBnClassifier setWorkers(int value) { return (SyncBnClassifier) set(workers, value); }
     public SyncBnClassifier setBatchPerWorker(int value) { return (SyncBnClassifier) set(batchPerWorker, value); }
-    /** "local", "sync" or "group:G". */
+    /** 0 (the default): a fixed number of replicas; MIN: elastic, going on with as few as MIN replicas when executors are lost (--elastic). */
+    public SyncBnClassifier setMinWorkers(int value) { return (SyncBnClassifier) set(minWorkers, value); }
     /** The network, as --net takes it: "32,64" (the default), "resnet-20", "resnet-20x2", ... */
     public SyncBnClassifier setNet(String value) { return (SyncBnClassifier) set(net, value); }
+    /** "local", "sync" or "group:G". */
     public SyncBnClassifier setBnMode(String value) { return (SyncBnClassifier) set(bnMode, value); }
     public SyncBnClassifier setEpochs(int value) { return (SyncBnClassifier) set(epochs, value); }
     public SyncBnClassifier setLr(double value) { return (SyncBnClassifier) set(lr, value); }
@@ -169,6 +174,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
             throw new IllegalArgumentException("earlyStoppingEpochs needs validation rows: setValidationIndicatorCol");
         }
         TrainConfig config = TrainConfig.builder().workers((Integer) getOrDefault(workers)).batchPerWorker((Integer) getOrDefault(batchPerWorker))
+                .minWorkers((Integer) getOrDefault(minWorkers))
                 .net(getOrDefault(net)).bn(getOrDefault(bnMode)).epochs((Integer) getOrDefault(epochs)).lr((Double) getOrDefault(lr)).lrSchedule(getOrDefault(lrSchedule))
                 .seed((Long) getOrDefault(seed)).checkpointDir(getOrDefault(checkpointDir)).progressSeconds(0)
                 .earlyStoppingEpochs((Integer) getOrDefault(earlyStoppingEpochs)).build();

@@ -25,6 +25,16 @@ public record BnMode(String text, int groupSize) implements Serializable {
         throw new IllegalArgumentException("--bn must be local, sync or group:G, got '" + text + "'");
     }
 
+    /** The same mode over another number of replicas (an elastic run's): sync spans them all; group:G needs G to divide them. */
+    public BnMode forWorkers(int workers) {
+        return parse(text, workers);
+    }
+
+    /** Whether the mode can span this many replicas (group:G only a multiple of G). */
+    public boolean fits(int workers) {
+        return !text.startsWith("group:") || workers % groupSize == 0;
+    }
+
     /** True if replicas exchange BN statistics at all. */
     public boolean synced() {
         return groupSize > 1;

@@ -35,9 +35,13 @@ import scala.runtime.AbstractFunction1;
  * they are due) and takes the new parameters.
  */
 public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, Iterator<Integer>> implements Serializable {
-    /** Everything a replica needs to know about the run; shipped in the task closure. */
+    /**
+     * Everything a replica needs to know about the run; shipped in the task closure. firstAttempt: what
+     * the stage's first attempt is called in the coordination protocol (a stage of a reshaped epoch counts
+     * above every attempt of the stages before it).
+     */
     public record Job(String host, int port, CoordinatorKey key, SparkEngine.Shares shares, NetSpec spec, BnMode bn, int threads, int epoch,
-            int failAtStep) implements Serializable {}
+            int firstAttempt, int failAtStep) implements Serializable {}
 
     private final Job job;
 
@@ -57,7 +61,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
                     + ctx.stageAttemptNumber() + ", on executor " + SparkEnv.get().executorId());
         }
         try {
-            run(rank, ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
+            run(rank, job.firstAttempt() + ctx.stageAttemptNumber(), CollectionConverters.asJava(parts), ctx);
         } catch (IllegalArgumentException e) { // bad data or a refused configuration: every attempt would fail alike
             throw new DeterministicFailure("replica " + rank + " failed in epoch " + job.epoch() + ": " + e.getMessage(), e);
         } catch (Exception e) {

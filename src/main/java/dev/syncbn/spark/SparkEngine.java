@@ -6,6 +6,7 @@ import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.Backend;
+import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.ConvNet;
 import dev.syncbn.nn.NetSpec;
 import dev.syncbn.optim.Adam;
@@ -13,11 +14,13 @@ import dev.syncbn.train.Engine;
 import dev.syncbn.train.PreciseBn;
 import dev.syncbn.train.Totals;
 import dev.syncbn.train.TrainConfig;
+import dev.syncbn.train.TrainingStopped;
 import java.io.IOException;
 import java.io.Serializable;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.IntSupplier;
 import org.apache.spark.ExceptionFailure;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -39,6 +42,15 @@ import scala.reflect.ClassTag$;
  * exactly). A relaunched stage goes back to the driver's last snapshot (Coordinator) and starts every
  * replica from the average: running statistics are linear in the batch statistics, so the epoch ends
  * with the same average, up to float rounding (exactly in sync mode).
+ *
+ * Elastic (--elastic MIN): the global batch G = W*b is fixed, and the global shuffle gives step j the
+ * same samples whatever the number of replicas (Sampler), so in sync BN any W' dividing G computes the
+ * same steps. When the task slots stay below the stage's replicas for --elastic-wait seconds (an
+ * executor lost for good: Spark's relaunched barrier stage would wait for ever), the driver cancels the
+ * stage and goes on from its last snapshot with the largest W' >= MIN that divides G and fits the slots,
+ * as a relaunch does (the new stage's attempts count above every earlier one, so the coordination
+ * service drops the old one's parties). Each epoch starts with as many replicas as the slots then hold,
+ * up to W.
  */
 public final class SparkEngine implements Engine {
     /**
@@ -81,7 +93,12 @@ public final class SparkEngine implements Engine {
     private final Adam adam, adamSnapshot;
     private final Coordinator coordinator;
     private final CoordinatorKey key;
-    private final Shares shares;
+    private final IntSupplier slots; // task slots a barrier stage could use now
+    private volatile Shares shares; // the current shape: W and b as asked, or as an elastic run reshaped them
+    private boolean started; // an epoch has run: the first waits for the slots of W to register
+
+    /** A stage's attempts count from launch * ATTEMPTS_PER_LAUNCH (a reshaped epoch's next stage counts above every earlier one). */
+    static final int ATTEMPTS_PER_LAUNCH = 1000;
 
     /** Training and test data from the driver's memory, shipped to the executors as W blocks each. */
     public SparkEngine(JavaSparkContext sc, Dataset train, Dataset test, TrainConfig s) throws IOException {
@@ -90,16 +107,20 @@ public final class SparkEngine implements Engine {
 
     /** The engine of the run s (of it: workers, batchPerWorker, bn, lr, seed, shuffle, failAtStep), each replica with spark.task.cpus threads. */
     public SparkEngine(JavaSparkContext sc, SparkData data, TrainConfig s) throws IOException {
-        this(sc, data, s, SparkSetup.taskCpus(sc.getConf()));
+        this(sc, data, s, SparkSetup.taskCpus(sc.getConf()), () -> SparkSetup.liveTaskSlots(sc));
     }
 
-    /** threadsPerTask: what the replicas are told spark.task.cpus is (tests give them a number they refuse). */
-    SparkEngine(JavaSparkContext sc, SparkData data, TrainConfig s, int threadsPerTask) throws IOException {
+    /**
+     * threadsPerTask: what the replicas are told spark.task.cpus is (tests give them a number they
+     * refuse); slots: the task slots a barrier stage could use now (tests of elasticity make them shrink).
+     */
+    SparkEngine(JavaSparkContext sc, SparkData data, TrainConfig s, int threadsPerTask, IntSupplier slots) throws IOException {
         this.threadsPerTask = threadsPerTask;
-        int slots = SparkSetup.taskSlots(sc);
-        if (s.workers() > slots) {
+        this.slots = slots;
+        int configuredSlots = SparkSetup.taskSlots(sc);
+        if (s.workers() > configuredSlots && !s.elastic()) {
             throw new IllegalArgumentException("--workers " + s.workers() + " needs " + s.workers() + " task slots at once (a barrier stage), but "
-                    + sc.master() + " with spark.task.cpus=" + SparkSetup.taskCpus(sc.getConf()) + " has " + slots);
+                    + sc.master() + " with spark.task.cpus=" + SparkSetup.taskCpus(sc.getConf()) + " has " + configuredSlots);
         }
         if (data.trainSize() < 1) throw new IllegalArgumentException("no training data");
         this.sc = sc;
@@ -124,7 +145,7 @@ public final class SparkEngine implements Engine {
         } else {
             this.shares = new Shares(trainSize, s.workers(), s.batchPerWorker(), null);
         }
-        checkMemory(sc, s, shares, spec, threadsPerTask);
+        checkMemory(sc, shares, spec, threadsPerTask);
         this.coordinator = new Coordinator(driverHost(sc), s.workers(), s.bn(), net.paramCount(), net.state.length(), spec.bnChannels(), key.key(),
                 key.encrypt());
     }
@@ -134,19 +155,19 @@ public final class SparkEngine implements Engine {
      * (ND4J's buffers; JavaCPP's limit, which is the JVM's -Xmx unless org.bytedeco.javacpp.maxbytes says
      * otherwise): each replica is sized by the samples it can get, at most b.
      */
-    static void checkMemory(JavaSparkContext sc, TrainConfig s, Shares shares, NetSpec spec, int threadsPerTask) {
-        int largest = 0;
-        for (int r = 0; r < s.workers(); r++) largest = Math.max(largest, shares.samplesOf(r));
-        long perReplica = ConvNet.bytesFor(spec, replicaBatch(s.batchPerWorker(), largest), threadsPerTask);
+    static void checkMemory(JavaSparkContext sc, Shares shares, NetSpec spec, int threadsPerTask) {
+        int largest = 0, w = shares.workers(), b = shares.batchPerWorker();
+        for (int r = 0; r < w; r++) largest = Math.max(largest, shares.samplesOf(r));
+        long perReplica = ConvNet.bytesFor(spec, replicaBatch(b, largest), threadsPerTask);
         // replicas that share an executor JVM: all of them in local mode; else as many as its cores hold (if
         // spark.executor.cores is not set, one: this check refuses only what surely cannot fit)
-        int together = sc.isLocal() ? s.workers() : Math.min(s.workers(), Math.max(1, sc.getConf().getInt("spark.executor.cores", 1) / Math.max(1, threadsPerTask)));
+        int together = sc.isLocal() ? w : Math.min(w, Math.max(1, sc.getConf().getInt("spark.executor.cores", 1) / Math.max(1, threadsPerTask)));
         long limit = sc.isLocal() ? Pointer.maxBytes() : sc.getConf().getSizeAsBytes("spark.executor.memory", "1g");
         if ((double) perReplica * together > limit) {
             throw new IllegalArgumentException(String.format(Locale.ROOT,
                     "--batch-per-worker %d: a replica of up to %d samples needs at least %.0f MB of off-heap memory, %d replica(s) per executor %.0f MB, "
                             + "but the %s allows %.0f MB; lower --batch-per-worker or give it more memory (%s)",
-                    s.batchPerWorker(), replicaBatch(s.batchPerWorker(), largest), perReplica / 1e6, together, (double) perReplica * together / 1e6,
+                    b, replicaBatch(b, largest), perReplica / 1e6, together, (double) perReplica * together / 1e6,
                     sc.isLocal() ? "driver (local mode)" : "executor", limit / 1e6, sc.isLocal() ? "--driver-memory" : "spark.executor.memory"));
         }
     }
@@ -187,12 +208,14 @@ public final class SparkEngine implements Engine {
 
     @Override
     public EpochResult trainEpoch(int epoch, Progress progress) throws Exception {
-        int w = s.workers(), steps = stepsPerEpoch();
+        if (s.elastic()) reshapeForEpoch(epoch);
+        int steps = stepsPerEpoch();
         double[] split = new double[5];
         Totals[] soFar = {Totals.NONE};
         // by step (stepDone hears of each step once, even of those a relaunched stage recomputes)
         double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
-        coordinator.runState().startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), new RunState.StepHandler() {
+        int[] lastReplicas = {shares.workers()};
+        coordinator.runState().startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), shares.workers(), bn(), new RunState.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport report, float[] params) {
                 Engine.checkFinite(report.lossSum(), epoch, report.step());
@@ -223,15 +246,56 @@ public final class SparkEngine implements Engine {
                 outsideS[r.step()] = t.bnWaitS() + t.exchangeS() + t.updateS();
                 overheadS[r.step()] = Math.max(0, outsideS[r.step()] - t.straggleS());
                 stepS[r.step()] = t.computeS() + outsideS[r.step()];
-                progress.step(r.step(), steps, r.lossSum() / r.count(), soFar[0]);
+                lastReplicas[0] = shares.workers();
+                progress.step(r.step(), steps, lastReplicas[0], r.lossSum() / r.count(), soFar[0]);
             }
         });
-        JavaRDD<Blocks.Part> parts = replicaParts(epoch);
-        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shares, spec, s.bn(), threadsPerTask, epoch,
-                s.failAtStep()));
+        for (int launch = 0; ; launch++) {
+            try {
+                runStage(epoch, launch);
+                break;
+            } catch (SlotsLost lost) {
+                int w = workersFor(awaitSlots(shares.workers(), 0));
+                if (w == 0) throw belowMinimum(epoch, lost.slots);
+                RunState run = coordinator.runState();
+                System.out.printf(Locale.ROOT, "elastic: %d task slot(s) for %s s, fewer than the %d replicas of epoch %d; going on after the driver's last "
+                        + "snapshot (step %d of %d; %d steps done) with %s%n", lost.slots, seconds(s.elasticWaitSeconds()), shares.workers(), epoch,
+                        run.snapshotStep(), steps, run.step(), shapeText(w));
+                reshape(w);
+                coordinator.runState().reshape(w, bn(), (launch + 1) * ATTEMPTS_PER_LAUNCH);
+            }
+        }
+        if (coordinator.runState().step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.runState().step() + " of " + steps);
+        net.state.copyFrom(coordinator.runState().state());
+        return new EpochResult(soFar[0], split[0] * 1e3 / steps, split[1] * 1e3 / steps,
+                split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
+                Engine.medianMs(overheadS, steps), lastReplicas[0]);
+    }
+
+    /** The barrier stage is short of task slots for good (an elastic run goes on with fewer replicas). */
+    private static final class SlotsLost extends Exception {
+        final int slots;
+
+        SlotsLost(int slots, Throwable stageFailure) {
+            super(slots + " task slots", stageFailure);
+            this.slots = slots;
+        }
+    }
+
+    /**
+     * One barrier stage of the epoch's replicas, from where the driver's run state stands. launch: the how
+     * many-th stage of this epoch (its attempts count from launch * ATTEMPTS_PER_LAUNCH). In an elastic run,
+     * a watcher ends the stage when the task slots stay below its replicas for --elastic-wait seconds.
+     */
+    private void runStage(int epoch, int launch) throws Exception {
+        Shares shape = shares;
+        int w = shape.workers();
+        JavaRDD<Blocks.Part> parts = replicaParts(epoch, w);
+        ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shape, spec, bn(), threadsPerTask, epoch,
+                launch * ATTEMPTS_PER_LAUNCH, s.failAtStep()));
         // A failure the driver knows to be deterministic (a non-finite loss) cancels the epoch's job at once:
         // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
-        String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch;
+        String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch + "-" + launch;
         sc.setJobGroup(group, "syncbn epoch " + epoch + " (" + w + " replicas, barrier stage)", true); // sets the job description too
         coordinator.runState().onFailure(() -> sc.cancelJobGroup(group));
         // Likewise a replica's deterministic failure, which Spark only reports as a failed task.
@@ -246,27 +310,145 @@ public final class SparkEngine implements Engine {
             }
         };
         sc.sc().addSparkListener(deterministic);
+        SlotWatch watch = s.elastic() ? new SlotWatch(w, () -> sc.cancelJobGroup(group)) : null;
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result
         // stage whose output may already be partly taken), hence the one-partition shuffle after it.
         try {
             JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
+            if (coordinator.runState().failure() == null && watch != null && watch.fired()) throw new SlotsLost(watch.slotsSeen(), e);
             if (coordinator.runState().failure() == null && replicaFailure.get() != null) {
                 throw new IllegalArgumentException(replicaFailure.get() + " (not retried: it would fail again)", e);
             }
             throw driverFailureOr(e);
         } finally {
+            if (watch != null) watch.close();
             sc.sc().removeSparkListener(deterministic);
             sc.clearJobGroup(); // a thread's job group and description stick to every later job of the thread
             sc.setJobDescription(null);
         }
         if (coordinator.runState().failure() != null) throw driverFailureOr(null);
-        if (coordinator.runState().step() != steps) throw new IllegalStateException("epoch " + epoch + " ended at step " + coordinator.runState().step() + " of " + steps);
-        net.state.copyFrom(coordinator.runState().state());
-        return new EpochResult(soFar[0], split[0] * 1e3 / steps, split[1] * 1e3 / steps,
-                split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
-                Engine.medianMs(overheadS, steps));
+    }
+
+    /** Watches the task slots while a stage of `replicas` runs: below them for --elastic-wait seconds, it fires (once). */
+    private final class SlotWatch implements AutoCloseable {
+        private final Thread thread;
+        private volatile boolean fired, closed;
+        private volatile int slotsSeen;
+
+        SlotWatch(int replicas, Runnable onFire) {
+            thread = new Thread(() -> {
+                long shortSince = -1;
+                while (!closed) {
+                    int now = slots.getAsInt();
+                    long t = System.nanoTime();
+                    if (now >= replicas) {
+                        shortSince = -1;
+                    } else if (shortSince < 0) {
+                        shortSince = t;
+                    } else if ((t - shortSince) / 1e9 >= s.elasticWaitSeconds()) {
+                        slotsSeen = now;
+                        fired = true;
+                        onFire.run();
+                        return;
+                    }
+                    try {
+                        Thread.sleep(100);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            }, "syncbn-slot-watch");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        boolean fired() {
+            return fired;
+        }
+
+        int slotsSeen() {
+            return slotsSeen;
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+            thread.interrupt();
+        }
+    }
+
+    /**
+     * An elastic run's shape at an epoch's start: as many replicas as the slots now hold, up to W (the
+     * first epoch waits up to --elastic-wait seconds for the slots of W, as executors register).
+     */
+    private void reshapeForEpoch(int epoch) {
+        int available = awaitSlots(s.workers(), started ? 0 : s.elasticWaitSeconds());
+        started = true;
+        int w = workersFor(available);
+        if (w == 0) throw belowMinimum(epoch, available);
+        if (w != shares.workers()) {
+            System.out.printf(Locale.ROOT, "elastic: %d task slot(s): epoch %d runs as %s%n", available, epoch, shapeText(w));
+            reshape(w);
+        }
+    }
+
+    /** The task slots now, after waiting up to seconds for at least `wanted` of them. */
+    private int awaitSlots(int wanted, double seconds) {
+        long deadline = System.nanoTime() + (long) (seconds * 1e9);
+        int now = slots.getAsInt();
+        while (now < wanted && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            now = slots.getAsInt();
+        }
+        return now;
+    }
+
+    /**
+     * The most replicas an elastic run can have with these slots: at most W, at least --elastic MIN,
+     * dividing the global batch (and a multiple of G in group BN); 0 if none.
+     */
+    int workersFor(int available) {
+        int global = s.workers() * s.batchPerWorker();
+        for (int w = Math.min(s.workers(), available); w >= s.minWorkers(); w--) {
+            if (global % w == 0 && s.bn().fits(w)) return w;
+        }
+        return 0;
+    }
+
+    private static String seconds(double s) {
+        return s == Math.rint(s) ? Long.toString((long) s) : Double.toString(s);
+    }
+
+    /** The run's BN mode over the current replicas. */
+    private BnMode bn() {
+        return s.bn().forWorkers(shares.workers());
+    }
+
+    private String shapeText(int w) {
+        int global = s.workers() * s.batchPerWorker();
+        return w + " replicas x " + global / w + " (global batch " + global + (s.bn().text().equals("sync") ? ", the same steps in sync BN)"
+                : "; " + s.bn().text() + " BN now normalizes over batches of " + global / w + ")");
+    }
+
+    /** W' replicas of G/W' samples each; refused before it starts if such replicas do not fit the executors' memory. */
+    private void reshape(int w) {
+        Shares next = new Shares(trainSize, w, s.workers() * s.batchPerWorker() / w, null);
+        checkMemory(sc, next, spec, threadsPerTask);
+        shares = next;
+    }
+
+    private TrainingStopped belowMinimum(int epoch, int available) {
+        String checkpoint = s.checkpointDir().isEmpty() || epoch == 1 ? "no checkpoint was written (see --checkpoint-dir)"
+                : "resume from the checkpoint of epoch " + (epoch - 1) + " in " + s.checkpointDir() + " with --resume";
+        return new TrainingStopped(String.format(Locale.ROOT, "training stopped in epoch %d: %d task slot(s) left, but --elastic %d needs at least %d replicas "
+                + "(dividing the global batch %d): %s", epoch, available, s.minWorkers(), s.minWorkers(), s.workers() * s.batchPerWorker(), checkpoint));
     }
 
     /**
@@ -274,9 +456,8 @@ public final class SparkEngine implements Engine {
      * shuffle: every block sends each sample to the replica that visits it this epoch (a shuffle of all
      * blocks); partition shuffle: replica r takes cached block r as it is, in an order of its own.
      */
-    private JavaRDD<Blocks.Part> replicaParts(int epoch) {
+    private JavaRDD<Blocks.Part> replicaParts(int epoch, int workers) {
         long n = trainSize, seed = s.seed();
-        int workers = s.workers();
         return s.shufflePartitions()
                 ? trainBlocks.mapPartitionsWithIndex((rank, blocks) -> List.of(Blocks.shuffledWithin(blocks.next(), rank, seed, epoch)).iterator(), true)
                 : trainBlocks.flatMapToPair(block -> Blocks.assign(block, (int) n, seed, epoch, workers)).partitionBy(new Blocks.ReplicaPartitioner(workers))
@@ -289,11 +470,11 @@ public final class SparkEngine implements Engine {
      */
     @Override
     public void preciseBn(int batches) {
-        int b = s.batchPerWorker(), threads = threadsPerTask, perReplica = (batches + s.workers() - 1) / s.workers();
-        NetSpec spec = this.spec;
         Shares shares = this.shares;
+        int b = shares.batchPerWorker(), threads = threadsPerTask, perReplica = (batches + shares.workers() - 1) / shares.workers();
+        NetSpec spec = this.spec;
         float[] params = net.params.toFloats(), state = net.state.toFloats();
-        double[] sums = replicaParts(0).mapPartitionsWithIndex((rank, parts) -> {
+        double[] sums = replicaParts(0, shares.workers()).mapPartitionsWithIndex((rank, parts) -> {
             Dataset mine = Blocks.merge(parts, shares.samplesOf(rank), spec);
             Backend.init();
             try (ConvNet replica = new ConvNet(spec, replicaBatch(b, mine.size()), threads, ConvNet.Kernels.FAST)) {

@@ -65,6 +65,15 @@ public final class SparkSetup {
         return conf.getInt("spark.task.cpus", 1);
     }
 
+    /**
+     * Task slots a barrier stage could use now: the registered executors' cores divided by spark.task.cpus,
+     * as Spark's own check of a barrier stage counts them (SparkContext.maxNumConcurrentTasks, public in
+     * the bytecode though private[spark] in Scala: no public API gives executors' cores).
+     */
+    public static int liveTaskSlots(JavaSparkContext sc) {
+        return sc.sc().maxNumConcurrentTasks(sc.sc().resourceProfileManager().defaultResourceProfile());
+    }
+
     /** Task slots a barrier stage can use at once: cores (local: N) divided by spark.task.cpus. */
     public static int taskSlots(JavaSparkContext sc) {
         String master = sc.master();

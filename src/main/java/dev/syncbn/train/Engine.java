@@ -21,10 +21,11 @@ public interface Engine extends AutoCloseable {
      * outside compute, in milliseconds (medians: a few seconds of a busy machine move a mean, not them).
      * Then, of the time outside compute, the mean wait for the slowest replica's compute (straggle: part of
      * BN sync or exchange, 0 in one process), and the median of what remains, the time outside the slowest
-     * replica's compute (overhead: what synchronizing itself costs).
+     * replica's compute (overhead: what synchronizing itself costs). replicas: how many computed the
+     * epoch's last step (1 in one process; an elastic run's may change).
      */
     record EpochResult(Totals totals, double computeMs, double bnSyncMs, double exchangeMs, double updateMs, double stepMsMedian,
-            double outsideComputeMsMedian, double straggleMs, double overheadMsMedian) {}
+            double outsideComputeMsMedian, double straggleMs, double overheadMsMedian, int replicas) {}
 
     /** The median of the first n values, in milliseconds if they are seconds (NaN for none). */
     static double medianMs(double[] seconds, int n) {
@@ -34,9 +35,9 @@ public interface Engine extends AutoCloseable {
         return 1e3 * (n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2);
     }
 
-    /** Called after each step with the step's index in the epoch, its global mean loss and the totals so far. */
+    /** Called after each step with the step's index in the epoch, the replicas that computed it, its global mean loss and the totals so far. */
     interface Progress {
-        void step(int stepInEpoch, int stepsInEpoch, double stepLoss, Totals soFar);
+        void step(int stepInEpoch, int stepsInEpoch, int replicas, double stepLoss, Totals soFar);
     }
 
     /** Refuses to apply the update of a step whose loss is not finite, naming the step. */

@@ -63,12 +63,12 @@ public final class LocalEngine implements Engine {
             stepS[s] = (u1 - s0) / 1e9;
             outsideS[s] = (u1 - u0) / 1e9;
             soFar = soFar.plus(new Totals(r.lossSum(), r.correct(), n));
-            progress.step(s, steps, r.lossSum() / n, soFar);
+            progress.step(s, steps, 1, r.lossSum() / n, soFar);
         }
         double totalMs = (System.nanoTime() - t0) / 1e6 / steps, updateMs = updateS * 1e3 / steps;
         double outsideMedian = Engine.medianMs(outsideS, steps);
         return new EpochResult(soFar, totalMs - updateMs, 0, 0, updateMs, Engine.medianMs(stepS, steps), outsideMedian, 0,
-                outsideMedian);
+                outsideMedian, 1);
     }
 
 

@@ -18,19 +18,20 @@ import org.apache.hadoop.fs.Path;
  * point are kept.
  */
 public final class Metrics {
-    public static final String STEP_HEADER = "step,loss";
+    public static final String STEP_HEADER = "step,loss,replicas";
+    static final String FIRST_STEP_HEADER = "step,loss";
     /** The metrics file's first header; later versions appended columns, and a file with any earlier header is still resumed. */
     static final String FIRST_HEADER = "epoch,train_loss,train_acc,test_loss,test_acc,epoch_s,images_per_s,compute_ms,bn_sync_ms,exchange_ms,update_ms";
-    public static final String HEADER = FIRST_HEADER + ",step_ms_median,outside_compute_ms_median,straggle_ms,overhead_ms_median";
+    public static final String HEADER = FIRST_HEADER + ",step_ms_median,outside_compute_ms_median,straggle_ms,overhead_ms_median,replicas";
 
     /** One epoch; then the time split of a step as in Engine.EpochResult. */
     public record Epoch(int epoch, double trainLoss, double trainAcc, double testLoss, double testAcc, double seconds, double imagesPerSecond,
             double computeMs, double bnSyncMs, double exchangeMs, double updateMs, double stepMsMedian, double outsideComputeMsMedian, double straggleMs,
-            double overheadMsMedian) {
+            double overheadMsMedian, int replicas) {
         public String csv() {
-            return String.format(Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", epoch, trainLoss, trainAcc,
+            return String.format(Locale.ROOT, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%d", epoch, trainLoss, trainAcc,
                     testLoss, testAcc, seconds, imagesPerSecond, computeMs, bnSyncMs, exchangeMs, updateMs, stepMsMedian, outsideComputeMsMedian, straggleMs,
-                    overheadMsMedian);
+                    overheadMsMedian, replicas);
         }
 
         public String line() {
@@ -58,7 +59,7 @@ public final class Metrics {
         try (BufferedReader r = new BufferedReader(new InputStreamReader(fs.open(p), StandardCharsets.UTF_8))) {
             String found = r.readLine();
             // an earlier version's file: its rows are kept as they are, without the later columns
-            boolean older = header.equals(HEADER) && found != null && found.startsWith(FIRST_HEADER) && HEADER.startsWith(found + ",");
+            boolean older = found != null && found.startsWith(header.equals(HEADER) ? FIRST_HEADER : FIRST_STEP_HEADER) && header.startsWith(found + ",");
             if (!header.equals(found) && !older) throw new IOException(path + ": not a log of this kind (header '" + found + "', expected '" + header + "')");
             int lineNumber = 1, skipped = 0;
             for (String line; (line = r.readLine()) != null; ) {

@@ -42,6 +42,8 @@ public final class Options {
             new Option("batch-per-worker", "32", "train", "train: b, each replica's share of a global batch of W*b"),
             new Option("bn", "sync", "train", "train: batch-norm statistics: local (per replica), sync (all replicas) or group:G (groups of G consecutive replicas)"),
             new Option("shuffle", "global", "train", "train: global (every epoch reshuffles the whole training set across the replicas, as DistributedSampler does: the same batches as one process; moves all blocks over the network each epoch) or partition (each replica keeps its block and reshuffles within it: no data moved after the first epoch)"),
+            new Option("elastic", "0", "train", "train: 0 (off), or MIN: when executors are lost for good and fewer than W task slots are left for --elastic-wait seconds, the epoch goes on from the driver's last snapshot with the largest W' >= MIN that divides the global batch W*b and fits the slots (b' = W*b/W'; sync BN computes the same steps); at each later epoch's start it grows back up to W as slots return; below MIN the run stops (resume it with --resume)"),
+            new Option("elastic-wait", "30", "train", "train, with --elastic: seconds the run waits for lost task slots to come back before it goes on with fewer replicas"),
             new Option("fail-at-step", "-1", "train", "train, for tests: replica 0 fails once at this step of every epoch's first attempt"),
             new Option("lr", "0.001", "train,train-local,compare-bn,bench", "Adam learning rate (betas 0.9/0.999, eps 1e-8)"),
             new Option("lr-schedule", "cosine", "train,train-local,compare-bn", "cosine: decay the learning rate along half a cosine to 0 at the last step; or constant"),

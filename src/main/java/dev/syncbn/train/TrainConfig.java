@@ -14,7 +14,7 @@ import dev.syncbn.nn.BnMode;
  */
 public record TrainConfig(String net, int epochs, double lr, String lrSchedule, long seed, int workers, int batchPerWorker, BnMode bn, int batch, int threads,
         int maxTrain, int maxTest, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut, double progressSeconds,
-        int failAtStep, int earlyStoppingEpochs, int preciseBnBatches, String shuffle) {
+        int failAtStep, int earlyStoppingEpochs, int preciseBnBatches, String shuffle, int minWorkers, double elasticWaitSeconds) {
     public TrainConfig {
         atLeast("epochs", epochs, 1);
         atLeast("workers", workers, 1);
@@ -33,6 +33,20 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
         if (earlyStoppingEpochs < 0) throw new IllegalArgumentException("early stopping needs a number of epochs >= 0, got " + earlyStoppingEpochs);
         if (net.isBlank()) throw new IllegalArgumentException("--net must name a network, like 32,64 or resnet-20");
         if (resume && checkpointDir.isEmpty()) throw new IllegalArgumentException("--resume needs --checkpoint-dir");
+        if (minWorkers < 0 || minWorkers > workers) {
+            throw new IllegalArgumentException("--elastic must be 0 (off) or a number of replicas from 1 to --workers " + workers + ", got " + minWorkers);
+        }
+        if (minWorkers > 0 && shuffle.equals("partition")) {
+            throw new IllegalArgumentException("--elastic needs --shuffle global: with --shuffle partition each replica's block is fixed to its rank");
+        }
+        if (!(elasticWaitSeconds >= 0) || Double.isInfinite(elasticWaitSeconds)) {
+            throw new IllegalArgumentException("--elastic-wait must be a number of seconds >= 0, got " + elasticWaitSeconds);
+        }
+    }
+
+    /** Whether the run may go on with fewer replicas when the cluster's task slots shrink (--elastic MIN). */
+    public boolean elastic() {
+        return minWorkers > 0;
     }
 
     private static void atLeast(String option, long value, long min) {
@@ -61,8 +75,8 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
 
     /** Named construction of a TrainConfig; build() checks it. */
     public static final class Builder {
-        private int epochs, workers, batchPerWorker, batch, threads, maxTrain, maxTest, failAtStep, earlyStoppingEpochs, preciseBnBatches;
-        private double lr, progressSeconds;
+        private int epochs, workers, batchPerWorker, batch, threads, maxTrain, maxTest, failAtStep, earlyStoppingEpochs, preciseBnBatches, minWorkers;
+        private double lr, progressSeconds, elasticWaitSeconds;
         private long seed;
         private boolean resume;
         private String net, lrSchedule, bn, metricsOut, stepLog, checkpointDir, modelOut, shuffle;
@@ -90,6 +104,8 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
             earlyStoppingEpochs = 0; // the Estimator's (it has validation rows); the command line has none
             preciseBnBatches = o.getInt("precise-bn-batches", 0);
             shuffle = o.get("shuffle");
+            minWorkers = o.getInt("elastic", 0);
+            elasticWaitSeconds = o.getInt("elastic-wait", 0);
         }
 
         private Builder(TrainConfig c) {
@@ -115,6 +131,8 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
             earlyStoppingEpochs = c.earlyStoppingEpochs;
             preciseBnBatches = c.preciseBnBatches;
             shuffle = c.shuffle;
+            minWorkers = c.minWorkers;
+            elasticWaitSeconds = c.elasticWaitSeconds;
         }
 
         /** The architecture ("32,64", "resnet-20", "resnet-20x2") or a whole description that agrees with the data. */
@@ -142,10 +160,14 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
         public Builder preciseBnBatches(int v) { preciseBnBatches = v; return this; }
         /** global or partition. */
         public Builder shuffle(String v) { shuffle = v; return this; }
+        /** 0: a fixed number of replicas; else the fewest an elastic run may go on with. */
+        public Builder minWorkers(int v) { minWorkers = v; return this; }
+        public Builder elasticWaitSeconds(double v) { elasticWaitSeconds = v; return this; }
 
         public TrainConfig build() {
             return new TrainConfig(net, epochs, lr, lrSchedule, seed, workers, batchPerWorker, BnMode.parse(bn, workers), batch, threads, maxTrain, maxTest,
-                    metricsOut, stepLog, checkpointDir, resume, modelOut, progressSeconds, failAtStep, earlyStoppingEpochs, preciseBnBatches, shuffle);
+                    metricsOut, stepLog, checkpointDir, resume, modelOut, progressSeconds, failAtStep, earlyStoppingEpochs, preciseBnBatches, shuffle,
+                    minWorkers, elasticWaitSeconds);
         }
     }
 }

@@ -116,8 +116,8 @@ public final class Trainer {
             int e = epoch;
             long t0 = System.nanoTime();
             long[] lastPrint = {t0};
-            Engine.EpochResult result = engine.trainEpoch(epoch, (step, steps, stepLoss, soFar) -> {
-                stepLog.add(String.format(Locale.ROOT, "%d,%.8f", ++globalStep[0], stepLoss));
+            Engine.EpochResult result = engine.trainEpoch(epoch, (step, steps, replicas, stepLoss, soFar) -> {
+                stepLog.add(String.format(Locale.ROOT, "%d,%.8f,%d", ++globalStep[0], stepLoss, replicas));
                 listener.step(globalStep[0], stepLoss);
                 long now = System.nanoTime();
                 if (cfg.progressSeconds() > 0 && (now - lastPrint[0]) / 1e9 >= cfg.progressSeconds() && step + 1 < steps) {
@@ -131,7 +131,7 @@ public final class Trainer {
             double seconds = (System.nanoTime() - t0) / 1e9;
             Metrics.Epoch row = new Metrics.Epoch(epoch, train.meanLoss(), train.accuracy(), test.meanLoss(), test.accuracy(), seconds,
                     train.count() / trainSeconds, result.computeMs(), result.bnSyncMs(), result.exchangeMs(), result.updateMs(), result.stepMsMedian(),
-                    result.outsideComputeMsMedian(), result.straggleMs(), result.overheadMsMedian());
+                    result.outsideComputeMsMedian(), result.straggleMs(), result.overheadMsMedian(), result.replicas());
             System.out.println(row.line());
             metrics.add(row.csv());
             metrics.flush();

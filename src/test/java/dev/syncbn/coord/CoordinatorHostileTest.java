@@ -149,12 +149,18 @@ class CoordinatorHostileTest {
     }
 
     static float[] replica(Coordinator c, int port, int rank, int workers, int untilStep, int stageAttempt, boolean encrypt) throws Exception {
+        return replica(c, port, rank, workers, workers, untilStep, stageAttempt, encrypt);
+    }
+
+    /** snapshotWorkers: the replicas whose statistics the last snapshot averaged (a reshaped run had others). */
+    static float[] replica(Coordinator c, int port, int rank, int workers, int snapshotWorkers, int untilStep, int stageAttempt, boolean encrypt)
+            throws Exception {
         Session session = welcomed(c, port, rank, stageAttempt, encrypt);
         try (CoordinatorClient client = session.client()) {
             DriverLink.Welcome w = session.welcome();
             int snapshot = w.startStep();
             while (snapshot > 0 && !StepAggregator.statisticsDue(snapshot - 1, STEPS)) snapshot--;
-            assertArrayEquals(statisticsAtSnapshot(snapshot, workers), w.state(), "welcomed at step " + w.startStep());
+            assertArrayEquals(statisticsAtSnapshot(snapshot, snapshotWorkers), w.state(), "welcomed at step " + w.startStep());
             float[] params = w.params();
             for (int step = w.startStep(); step < untilStep; step++) {
                 if (workers > 1) { // with one replica there is nothing to synchronize (and the service refuses BN frames)
@@ -179,6 +185,11 @@ class CoordinatorHostileTest {
     }
 
     static float[] runReplicas(Coordinator c, int workers) throws Exception {
+        return runReplicas(c, workers, workers, STEPS, 0);
+    }
+
+    /** workers replicas of a stage attempt, each in a thread of its own, up to untilStep; see replica(...). */
+    static float[] runReplicas(Coordinator c, int workers, int snapshotWorkers, int untilStep, int stageAttempt) throws Exception {
         List<Thread> threads = new ArrayList<>();
         float[][] results = new float[workers][];
         Throwable[] errors = new Throwable[workers];
@@ -186,7 +197,7 @@ class CoordinatorHostileTest {
             int rank = r;
             Thread t = new Thread(() -> {
                 try {
-                    results[rank] = replica(c, rank, workers, STEPS);
+                    results[rank] = replica(c, c.port(), rank, workers, snapshotWorkers, untilStep, stageAttempt, false);
                 } catch (Throwable e) {
                     errors[rank] = e;
                 }
@@ -233,6 +244,25 @@ class CoordinatorHostileTest {
             if (in.read() != -1) throw new AssertionError("a wrong proof was answered");
         } catch (IOException expectedWhenDropped) {
             // dropped
+        }
+    }
+
+    @Test
+    void aReshapedRunDropsTheSupersededPartiesAndStartsTheNewShapeAtTheSnapshot() throws Exception {
+        AtomicInteger reported = new AtomicInteger(), applied = new AtomicInteger();
+        try (Coordinator c = start(3, reported, false, BnMode.parse("sync", 3), applied)) {
+            runReplicas(c, 3, 3, 35, 0); // steps 0-34: the last snapshot is after step 31
+            c.runState().reshape(2, BnMode.parse("sync", 2), 1000);
+            for (int[] rankAndAttempt : new int[][] {{0, 0}, {2, 1000}}) { // a party of the superseded attempt; a rank the new shape has not
+                try (CoordinatorClient refused = new CoordinatorClient("127.0.0.1", c.port(), c.key(), false, rankAndAttempt[0], 1, rankAndAttempt[1], P, S,
+                        CHANNELS, () -> false)) {
+                    assertThrows(IOException.class, refused::welcome, "rank " + rankAndAttempt[0] + " of attempt " + rankAndAttempt[1]);
+                }
+            }
+            // two replicas authenticate as any party, start from the snapshot (the 3 replicas' statistics) and end the epoch
+            runReplicas(c, 2, 3, STEPS, 1000);
+            assertEquals(STEPS, reported.get(), "each step reported once");
+            assertEquals(STEPS + 3, applied.get(), "steps 32-34 computed again");
         }
     }
 

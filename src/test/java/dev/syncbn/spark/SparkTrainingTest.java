@@ -74,7 +74,7 @@ class SparkTrainingTest {
         try (SparkEngine e = new SparkEngine(sc, data, test, TrainConfig.builder().net(net).workers(workers).batchPerWorker(batch).bn(bn).lr(lr).seed(7)
                 .failAtStep(failAtStep).shuffle(shufflePartitions ? "partition" : "global").build())) {
             for (int epoch = 1; epoch <= epochs; epoch++) {
-                e.trainEpoch(epoch, (s, steps, loss, soFar) -> losses.add(loss));
+                e.trainEpoch(epoch, (s, steps, replicas, loss, soFar) -> losses.add(loss));
             }
             ModelFile model = e.snapshot(epochs, Map.of());
             return new Run(losses, model.params(), model.state());
@@ -90,7 +90,7 @@ class SparkTrainingTest {
         List<Double> losses = new ArrayList<>();
         try (LocalEngine e = new LocalEngine(data, test, net, batch, lr, 7, 2)) {
             for (int epoch = 1; epoch <= epochs; epoch++) {
-                e.trainEpoch(epoch, (s, steps, loss, soFar) -> losses.add(loss));
+                e.trainEpoch(epoch, (s, steps, replicas, loss, soFar) -> losses.add(loss));
             }
             ModelFile model = e.snapshot(epochs, Map.of());
             return new Run(losses, model.params(), model.state());
@@ -129,7 +129,7 @@ class SparkTrainingTest {
     @Test
     void inLocalModeTheReplicasCallTheDriversServiceWithoutASocket() throws Exception {
         try (SparkEngine e = new SparkEngine(sc, train.head(128), test, TrainConfig.builder().workers(4).batchPerWorker(8).bn("group:2").lr(1e-3).seed(7).build())) {
-            Engine.EpochResult r = e.trainEpoch(1, (s, steps, loss, soFar) -> {});
+            Engine.EpochResult r = e.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {});
             assertEquals(4, e.stepsPerEpoch());
             assertArrayEquals(new long[] {0, 0}, e.coordinatorBytes(), "bytes through the coordination service's sockets");
             // 4 replicas on 2 cores never compute in equal times; the wait for the slowest is part of the time outside compute
@@ -297,12 +297,11 @@ class SparkTrainingTest {
         long perSample = ConvNet.bytesFor(spec, 2, 1) - ConvNet.bytesFor(spec, 1, 1);
         assertTrue(perSample > 28 * 28 * 32 * 4, "at least the first convolution's output: " + perSample);
         int b = (int) Math.min(Integer.MAX_VALUE / 2, Pointer.maxBytes() / perSample + 1);
-        TrainConfig settings = TrainConfig.builder().workers(2).batchPerWorker(b).bn("sync").lr(1e-3).seed(7).build();
         SparkEngine.Shares shares = new SparkEngine.Shares(2 * b, 2, b, null);
-        String m = assertThrows(IllegalArgumentException.class, () -> SparkEngine.checkMemory(sc, settings, shares, spec, 1)).getMessage();
+        String m = assertThrows(IllegalArgumentException.class, () -> SparkEngine.checkMemory(sc, shares, spec, 1)).getMessage();
         assertTrue(m.startsWith("--batch-per-worker " + b + ": a replica of up to " + b + " samples needs at least") && m.contains("MB of off-heap memory")
                 && m.contains("--driver-memory"), m);
-        SparkEngine.checkMemory(sc, settings, new SparkEngine.Shares(64, 2, b, null), spec, 1); // 32 samples each: fits
+        SparkEngine.checkMemory(sc, new SparkEngine.Shares(64, 2, b, null), spec, 1); // 32 samples each: fits
     }
 
     @org.junit.jupiter.api.io.TempDir
@@ -335,13 +334,13 @@ class SparkTrainingTest {
         TrainConfig settings = TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e-3).seed(7).build();
         float[] fromDriver, fromParquet;
         try (SparkEngine e = new SparkEngine(sc, small, smallTest, settings)) {
-            e.trainEpoch(1, (s, steps, loss, soFar) -> {});
+            e.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {});
             fromDriver = e.snapshot(1, Map.of()).params();
         }
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
         try (SparkEngine e = new SparkEngine(sc, new SparkData(Blocks.fromPrepared(spark, dir, "train", 2, 300, ParquetData.describe(dir, sc.hadoopConfiguration())), 300,
                 Blocks.fromPrepared(spark, dir, "test", 2, 100, ParquetData.describe(dir, sc.hadoopConfiguration())), 100, 1, 28, 28, 10), settings)) {
-            e.trainEpoch(1, (s, steps, loss, soFar) -> {});
+            e.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {});
             fromParquet = e.snapshot(1, Map.of()).params();
             assertEquals(100, e.evaluate().count());
         }
@@ -387,7 +386,7 @@ class SparkTrainingTest {
         NetSpec spec = NetSpec.defaultFor(1, 28, 28, 10);
         try (SparkEngine e = new SparkEngine(sc, data, test.head(50), TrainConfig.builder().workers(2).batchPerWorker(32).bn("local").lr(1e-3).seed(7).build());
                 ConvNet whole = new ConvNet(spec, 64, 1, ConvNet.Kernels.FAST)) {
-            e.trainEpoch(1, (s, steps, loss, soFar) -> {});
+            e.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {});
             whole.params.copyFrom(e.snapshot(1, Map.of()).params());
             e.preciseBn(2);
             float[] precise = e.net().state.toFloats();
@@ -441,8 +440,8 @@ class SparkTrainingTest {
     void aReplicasDeterministicFailureIsNotRetried() throws Throwable {
         int relaunches = relaunchesDuring(() -> {
             try (SparkEngine e = new SparkEngine(sc, SparkData.of(sc, train.head(640), test, 2),
-                    TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e-3).seed(7).build(), 0)) {
-                String m = assertThrows(IllegalArgumentException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
+                    TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e-3).seed(7).build(), 0, () -> 2)) {
+                String m = assertThrows(IllegalArgumentException.class, () -> e.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {})).getMessage();
                 assertTrue(m.contains("failed in epoch 1: threads must be at least 1, got 0") && m.contains("not retried"), m);
             }
         });
@@ -453,7 +452,7 @@ class SparkTrainingTest {
     void aNonFiniteLossEndsTheEpochAtOnceWithoutRelaunchingTheStage() throws Throwable {
         int relaunches = relaunchesDuring(() -> {
             try (SparkEngine e = new SparkEngine(sc, train.head(640), test, TrainConfig.builder().workers(2).batchPerWorker(16).bn("sync").lr(1e30).seed(7).build())) {
-                String m = assertThrows(IllegalStateException.class, () -> e.trainEpoch(1, (s, steps, loss, soFar) -> {})).getMessage();
+                String m = assertThrows(IllegalStateException.class, () -> e.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {})).getMessage();
                 assertTrue(m.matches(".*epoch 1 step \\d+ is (NaN|Infinity|-Infinity).*"), m);
             }
         });

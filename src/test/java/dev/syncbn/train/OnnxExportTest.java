@@ -42,7 +42,7 @@ class OnnxExportTest {
         Configuration conf = new Configuration();
         String modelPath = dir.resolve("model.bin").toString(), onnx = dir.resolve("model.onnx").toString();
         try (LocalEngine engine = new LocalEngine(train.head(2048), test, network, 64, 1e-3, 1, 1)) { // trained: BN's running statistics far from 0 and 1
-            engine.trainEpoch(1, (s, steps, loss, soFar) -> {});
+            engine.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {});
             engine.snapshot(1, Map.of()).save(modelPath, conf);
         }
         ModelFile model = ModelFile.load(modelPath, conf);
