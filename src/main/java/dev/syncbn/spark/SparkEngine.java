@@ -433,7 +433,7 @@ public final class SparkEngine implements Engine {
 
     private String shapeText(int w) {
         int global = s.workers() * s.batchPerWorker();
-        return w + " replicas x " + global / w + " (global batch " + global + (s.bn().text().equals("sync") ? ", the same steps in sync BN)"
+        return w + (w == 1 ? " replica" : " replicas") + " x " + global / w + " (global batch " + global + (s.bn().text().equals("sync") ? ", the same steps in sync BN)"
                 : "; " + s.bn().text() + " BN now normalizes over batches of " + global / w + ")");
     }
 

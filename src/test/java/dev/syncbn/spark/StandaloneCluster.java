@@ -22,7 +22,7 @@ import java.util.stream.Stream;
 final class StandaloneCluster implements AutoCloseable {
     final Path home, workDir, appJar;
     final int masterPort;
-    private final List<Process> processes = new ArrayList<>();
+    private final List<Process> processes = new ArrayList<>(), workers = new ArrayList<>();
     private final Path logs;
 
     /** Spark settings of the Master and Workers (as -D options), e.g. spark.authenticate and its secret. */
@@ -41,11 +41,23 @@ final class StandaloneCluster implements AutoCloseable {
         start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", Integer.toString(masterPort), "--webui-port",
                 Integer.toString(freePort()));
         waitForLog("master", "I have been elected leader", 60);
-        for (int w = 0; w < workers; w++) {
-            start("worker-" + w, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1", "--memory", "3g", "--webui-port",
-                    Integer.toString(freePort()), "--work-dir", workDir.toString(), "spark://127.0.0.1:" + masterPort);
-        }
+        for (int w = 0; w < workers; w++) startWorker();
         for (int w = 0; w < workers; w++) waitForLog("worker-" + w, "Successfully registered with master", 60);
+    }
+
+    /** Starts one more Worker (one core), worker-N for the N-th started; returns N. */
+    int startWorker() throws IOException {
+        int n = workers.size();
+        workers.add(start("worker-" + n, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1", "--memory", "3g", "--webui-port",
+                Integer.toString(freePort()), "--work-dir", workDir.toString(), "spark://127.0.0.1:" + masterPort));
+        return n;
+    }
+
+    /** Kills worker-N and the executors it launched (SIGKILL): a machine lost for good. */
+    void killWorker(int n) {
+        Process worker = workers.get(n);
+        worker.descendants().forEach(ProcessHandle::destroyForcibly);
+        worker.destroyForcibly();
     }
 
     String master() {
