@@ -212,6 +212,9 @@ class SyncBnClassifierTest {
         // values outside [0, 1]
         List<Row> bright = List.of(RowFactory.create(1.0, Vectors.dense(new double[] {0, 2, 0, 0}), false), RowFactory.create(0.0, Vectors.dense(new double[4]), false));
         assertRefused(spark.createDataFrame(bright, schema), classifier(), "features", "outside [0, 1]");
+        // an elastic minimum above the replicas asked for
+        String m = assertThrows(IllegalArgumentException.class, () -> classifier().setWorkers(2).setMinWorkers(3).fit(good)).getMessage();
+        assertTrue(m.contains("--elastic must be 0 (off) or a number of replicas from 1 to --workers 2, got 3"), m);
         spark.sparkContext().listenerBus().waitUntilEmpty(30_000);
         assertEquals(before, epochJobs.get(), "no barrier stage started");
     }

@@ -115,6 +115,7 @@ class StandaloneClusterTest {
             assertTrue(run.waitFor(10, TimeUnit.MINUTES) && run.exitValue() == 0, Files.readString(dir.resolve("c.log")));
         }
         String log = Files.readString(dir.resolve("c.log"));
+        log.lines().filter(l -> l.startsWith("elastic:")).forEach(System.out::println);
         assertTrue(log.contains("1 replica x 64 (global batch 64, the same steps in sync BN)"), log);
         assertTrue(log.contains("runs as 2 replicas x 32"), "grew back: " + log);
         List<String> epochs = Files.readAllLines(c.resolve("metrics.csv"));
