@@ -91,6 +91,7 @@ public final class TrainJob {
         settings.put("lr-schedule", c.lrSchedule());
         settings.put("max-train", Integer.toString(c.maxTrain()));
         settings.put("net", engine.net().spec.architecture());
+        settings.put("augment", Boolean.toString(c.augment()));
         settings.putAll(shape);
         if (c.lrSchedule().equals("cosine")) {
             engine.adam().withCosineDecay((long) c.epochs() * engine.stepsPerEpoch());

@@ -11,6 +11,7 @@ import org.apache.spark.ml.attribute.Attribute;
 import org.apache.spark.ml.attribute.NominalAttribute;
 import org.apache.spark.ml.classification.ProbabilisticClassifier;
 import org.apache.spark.ml.linalg.Vector;
+import org.apache.spark.ml.param.BooleanParam;
 import org.apache.spark.ml.param.DoubleParam;
 import org.apache.spark.ml.param.IntParam;
 import org.apache.spark.ml.param.LongParam;
@@ -41,6 +42,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
         implements DefaultParamsWritable {
     private final String uid;
     private final IntParam workers, batchPerWorker, minWorkers, epochs, imageChannels, imageHeight, imageWidth, earlyStoppingEpochs;
+    private final BooleanParam augment;
     private final Param<String> net, bnMode, lrSchedule, checkpointDir, validationIndicatorCol;
     private final DoubleParam lr;
     private final LongParam seed;
@@ -60,6 +62,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
         batchPerWorker = new IntParam(this, "batchPerWorker", Options.help("batch-per-worker"), ParamValidators.gtEq(1));
         minWorkers = new IntParam(this, "minWorkers", Options.help("elastic"), ParamValidators.gtEq(0));
         net = new Param<>(this, "net", Options.help("net"));
+        augment = new BooleanParam(this, "augment", Options.help("augment"));
         bnMode = new Param<>(this, "bnMode", Options.help("bn"));
         epochs = new IntParam(this, "epochs", Options.help("epochs"), ParamValidators.gtEq(1));
         lr = new DoubleParam(this, "lr", Options.help("lr"), ParamValidators.gt(0));
@@ -79,6 +82,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
         setDefault(batchPerWorker, d.getInt("batch-per-worker", 1));
         setDefault(minWorkers, d.getInt("elastic", 0));
         setDefault(net, d.get("net"));
+        setDefault(augment, d.getBoolean("augment"));
         setDefault(bnMode, d.get("bn"));
         setDefault(epochs, d.getInt("epochs", 1));
         setDefault(lr, d.getPositiveDouble("lr"));
@@ -98,6 +102,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
     public IntParam batchPerWorker() { return batchPerWorker; }
     public IntParam minWorkers() { return minWorkers; }
     public Param<String> net() { return net; }
+    public BooleanParam augment() { return augment; }
     public Param<String> bnMode() { return bnMode; }
     public IntParam epochs() { return epochs; }
     public DoubleParam lr() { return lr; }
@@ -116,6 +121,8 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
     public SyncBnClassifier setMinWorkers(int value) { return (SyncBnClassifier) set(minWorkers, value); }
     /** The network, as --net takes it: "32,64" (the default), "resnet-20", "resnet-20x2", ... */
     public SyncBnClassifier setNet(String value) { return (SyncBnClassifier) set(net, value); }
+    /** Random shifts and mirroring of the training rows' images (--augment). */
+    public SyncBnClassifier setAugment(boolean value) { return (SyncBnClassifier) set(augment, value); }
     /** "local", "sync" or "group:G". */
     public SyncBnClassifier setBnMode(String value) { return (SyncBnClassifier) set(bnMode, value); }
     public SyncBnClassifier setEpochs(int value) { return (SyncBnClassifier) set(epochs, value); }
@@ -174,7 +181,7 @@ public final class SyncBnClassifier extends ProbabilisticClassifier<Vector, Sync
             throw new IllegalArgumentException("earlyStoppingEpochs needs validation rows: setValidationIndicatorCol");
         }
         TrainConfig config = TrainConfig.builder().workers((Integer) getOrDefault(workers)).batchPerWorker((Integer) getOrDefault(batchPerWorker))
-                .minWorkers((Integer) getOrDefault(minWorkers))
+                .minWorkers((Integer) getOrDefault(minWorkers)).augment((Boolean) getOrDefault(augment))
                 .net(getOrDefault(net)).bn(getOrDefault(bnMode)).epochs((Integer) getOrDefault(epochs)).lr((Double) getOrDefault(lr)).lrSchedule(getOrDefault(lrSchedule))
                 .seed((Long) getOrDefault(seed)).checkpointDir(getOrDefault(checkpointDir)).progressSeconds(0)
                 .earlyStoppingEpochs((Integer) getOrDefault(earlyStoppingEpochs)).build();

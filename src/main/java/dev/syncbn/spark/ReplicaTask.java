@@ -5,6 +5,7 @@ import dev.syncbn.coord.CoordinatorClient;
 import dev.syncbn.coord.DriverLink;
 import dev.syncbn.coord.ExecutorHub;
 import dev.syncbn.coord.StepAggregator;
+import dev.syncbn.data.Augment;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.BnMode;
@@ -41,7 +42,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
      * above every attempt of the stages before it).
      */
     public record Job(String host, int port, CoordinatorKey key, SparkEngine.Shares shares, NetSpec spec, BnMode bn, int threads, int epoch,
-            int firstAttempt, int failAtStep) implements Serializable {}
+            int firstAttempt, int failAtStep, boolean augment, long seed) implements Serializable {}
 
     private final Job job;
 
@@ -148,7 +149,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
         net.params.copyFrom(welcome.params());
         net.state.copyFrom(welcome.state());
         net.setReducer(job.bn().synced() ? client : BnReducer.LOCAL);
-        int steps = job.shares().steps();
+        int steps = job.shares().steps(), workers = job.shares().workers();
         int[] order = new int[mine.size()];
         for (int i = 0; i < order.length; i++) order[i] = i;
         int[] labels = new int[net.maxBatch];
@@ -160,7 +161,9 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
             int from = Math.min(step * b, mine.size()), n = Math.min(b, mine.size() - from);
             int global = job.shares().globalBatch(step);
             long t0 = System.nanoTime();
-            mine.fill(order, from, n, net.input, labels);
+            // the replica's i-th sample is the epoch's shuffle position i * W + rank (Sampler)
+            if (job.augment()) Augment.fill(mine, order, from, n, net.input, labels, job.seed(), job.epoch(), (long) from * workers + rank, workers);
+            else mine.fill(order, from, n, net.input, labels);
             SoftmaxCrossEntropy.Result r;
             if (n == 0 && !job.bn().synced()) {
                 // nothing to compute and no statistics to share: a zero gradient

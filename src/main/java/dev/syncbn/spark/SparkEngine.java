@@ -292,7 +292,7 @@ public final class SparkEngine implements Engine {
         int w = shape.workers();
         JavaRDD<Blocks.Part> parts = replicaParts(epoch, w);
         ReplicaTask worker = new ReplicaTask(new ReplicaTask.Job(coordinator.host(), coordinator.port(), key, shape, spec, bn(), threadsPerTask, epoch,
-                launch * ATTEMPTS_PER_LAUNCH, s.failAtStep()));
+                launch * ATTEMPTS_PER_LAUNCH, s.failAtStep(), s.augment(), s.seed()));
         // A failure the driver knows to be deterministic (a non-finite loss) cancels the epoch's job at once:
         // Spark would otherwise relaunch the barrier stage spark.stage.maxConsecutiveAttempts times in vain.
         String group = "syncbn-" + coordinator.port() + "-epoch-" + epoch + "-" + launch;

@@ -1,5 +1,6 @@
 package dev.syncbn.train;
 
+import dev.syncbn.data.Augment;
 import dev.syncbn.data.Dataset;
 import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.ConvNet;
@@ -12,6 +13,7 @@ public final class LocalEngine implements Engine {
     private final Dataset train, test;
     private final int batch;
     private final long seed;
+    private boolean augment;
     public final ConvNet net;
     public final Adam adam;
     private final int[] labels;
@@ -19,6 +21,7 @@ public final class LocalEngine implements Engine {
     /** The engine of the run c (of it: batch, lr, seed, threads). */
     public LocalEngine(Dataset train, Dataset test, TrainConfig c) {
         this(train, test, c.net(), c.batch(), c.lr(), c.seed(), c.threads());
+        this.augment = c.augment();
     }
 
     /** The seed network. */
@@ -53,7 +56,8 @@ public final class LocalEngine implements Engine {
         for (int s = 0; s < steps; s++) {
             long s0 = System.nanoTime();
             int from = s * batch, n = Math.min(batch, order.length - from);
-            train.fill(order, from, n, net.input, labels);
+            if (augment) Augment.fill(train, order, from, n, net.input, labels, seed, epoch, from, 1);
+            else train.fill(order, from, n, net.input, labels);
             SoftmaxCrossEntropy.Result r = net.trainStep(n, labels, n);
             Engine.checkFinite(r.lossSum(), epoch, s);
             long u0 = System.nanoTime();

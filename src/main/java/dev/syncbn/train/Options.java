@@ -35,6 +35,7 @@ public final class Options {
             new Option("onnx", "", "export", "export: the ONNX file to write (opset 13; input image N x C x H x W in [0, 1], outputs logits and probability; BN folded into the convolutions; local path or hdfs://)"),
             new Option("split", "test", "evaluate,predict", "evaluate and predict: which split of --data, test or train"),
             new Option("net", NetSpec.SEED, "train,train-local,compare-bn,bench", "the network: conv widths of the plain stack (each conv 3x3 -> BN -> ReLU -> max-pool 2x2), or resnet-N (N = 6n+2: 20, 32, 44, 56; He et al. 2016's CIFAR ResNet, option B shortcuts) or resnet-NxK (K times as wide); the input shape and classes come from the data"),
+            new Option("augment", "false", "train,train-local,compare-bn", "shift each training image by up to 4 pixels each way (black border) and mirror it left to right with probability 1/2, drawn from the seed, the epoch and the image's place in the epoch's shuffle: the same in one process and on any number of replicas"),
             new Option("epochs", "10", "train,train-local,compare-bn", "number of epochs to train"),
             new Option("batch", "64", "train-local,bench", "train-local: mini-batch size"),
             new Option("master", "", "train,prepare,evaluate,predict,compare-bn", "train: Spark master (default: what spark-submit set, else local[W]); local[N] runs as local[N,4] so a failed barrier stage is retried"),

@@ -14,7 +14,7 @@ import dev.syncbn.nn.BnMode;
  */
 public record TrainConfig(String net, int epochs, double lr, String lrSchedule, long seed, int workers, int batchPerWorker, BnMode bn, int batch, int threads,
         int maxTrain, int maxTest, String metricsOut, String stepLog, String checkpointDir, boolean resume, String modelOut, double progressSeconds,
-        int failAtStep, int earlyStoppingEpochs, int preciseBnBatches, String shuffle, int minWorkers, double elasticWaitSeconds) {
+        int failAtStep, int earlyStoppingEpochs, int preciseBnBatches, String shuffle, int minWorkers, double elasticWaitSeconds, boolean augment) {
     public TrainConfig {
         atLeast("epochs", epochs, 1);
         atLeast("workers", workers, 1);
@@ -78,7 +78,7 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
         private int epochs, workers, batchPerWorker, batch, threads, maxTrain, maxTest, failAtStep, earlyStoppingEpochs, preciseBnBatches, minWorkers;
         private double lr, progressSeconds, elasticWaitSeconds;
         private long seed;
-        private boolean resume;
+        private boolean resume, augment;
         private String net, lrSchedule, bn, metricsOut, stepLog, checkpointDir, modelOut, shuffle;
 
         private Builder(Options o) {
@@ -106,6 +106,7 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
             shuffle = o.get("shuffle");
             minWorkers = o.getInt("elastic", 0);
             elasticWaitSeconds = o.getInt("elastic-wait", 0);
+            augment = o.getBoolean("augment");
         }
 
         private Builder(TrainConfig c) {
@@ -133,6 +134,7 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
             shuffle = c.shuffle;
             minWorkers = c.minWorkers;
             elasticWaitSeconds = c.elasticWaitSeconds;
+            augment = c.augment;
         }
 
         /** The architecture ("32,64", "resnet-20", "resnet-20x2") or a whole description that agrees with the data. */
@@ -163,11 +165,13 @@ public record TrainConfig(String net, int epochs, double lr, String lrSchedule, 
         /** 0: a fixed number of replicas; else the fewest an elastic run may go on with. */
         public Builder minWorkers(int v) { minWorkers = v; return this; }
         public Builder elasticWaitSeconds(double v) { elasticWaitSeconds = v; return this; }
+        /** Random shifts and mirroring of the training images (data.Augment). */
+        public Builder augment(boolean v) { augment = v; return this; }
 
         public TrainConfig build() {
             return new TrainConfig(net, epochs, lr, lrSchedule, seed, workers, batchPerWorker, BnMode.parse(bn, workers), batch, threads, maxTrain, maxTest,
                     metricsOut, stepLog, checkpointDir, resume, modelOut, progressSeconds, failAtStep, earlyStoppingEpochs, preciseBnBatches, shuffle,
-                    minWorkers, elasticWaitSeconds);
+                    minWorkers, elasticWaitSeconds, augment);
         }
     }
 }

@@ -127,6 +127,26 @@ class SparkTrainingTest {
     }
 
     @Test
+    void augmentedImagesAreTheSameOnAnyNumberOfReplicas() throws Exception {
+        Dataset data = train.head(640);
+        // lr 1e-4: at 1e-3 Adam lifts the summation order's rounding past 1e-4 in the second epoch (1.1e-4 at step 24)
+        TrainConfig c = TrainConfig.builder().workers(4).batchPerWorker(8).batch(32).bn("sync").lr(1e-4).seed(7).threads(2).augment(true).build();
+        List<Double> oneProcess = new ArrayList<>(), replicas = new ArrayList<>();
+        float[] expected, actual;
+        try (LocalEngine e = new LocalEngine(data, test, c)) {
+            for (int epoch = 1; epoch <= 2; epoch++) e.trainEpoch(epoch, (s, steps, r, loss, soFar) -> oneProcess.add(loss));
+            expected = e.net.params.toFloats();
+        }
+        try (SparkEngine e = new SparkEngine(sc, data, test, c)) {
+            for (int epoch = 1; epoch <= 2; epoch++) e.trainEpoch(epoch, (s, steps, r, loss, soFar) -> replicas.add(loss));
+            actual = e.net().params.toFloats();
+        }
+        assertClose(new Run(oneProcess, expected, null), new Run(replicas, actual, null), 1e-4);
+        Run plain = runLocal(NetSpec.SEED, 1e-4, 640, 32, 2);
+        assertTrue(relativeError(plain.params(), expected) > 1e-3, "augmentation changes the training");
+    }
+
+    @Test
     void inLocalModeTheReplicasCallTheDriversServiceWithoutASocket() throws Exception {
         try (SparkEngine e = new SparkEngine(sc, train.head(128), test, TrainConfig.builder().workers(4).batchPerWorker(8).bn("group:2").lr(1e-3).seed(7).build())) {
             Engine.EpochResult r = e.trainEpoch(1, (s, steps, replicas, loss, soFar) -> {});
