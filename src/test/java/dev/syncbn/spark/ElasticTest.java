@@ -95,7 +95,7 @@ class ElasticTest {
         assertEquals(80, straight.size(), "2 epochs of 40 steps");
         assertEquals(straight.size(), elastic.size(), "every step reported once, the 4 recomputed after the step-32 snapshot too");
         for (int i = 0; i < straight.size(); i++) assertEquals(straight.get(i), elastic.get(i), 1e-4 * straight.get(i), "step " + (i + 1));
-        double error = relativeError(whole, shrunk.model().params());
+        double error = SparkTrainingTest.relativeError(whole, shrunk.model().params());
         System.out.printf("4 x 8 shrunk to 2 x 16 at step 36 (from the step-32 snapshot), grown back at epoch 2: parameters' relative error %.2e%n", error);
         assertTrue(error < 1e-4, "parameters' relative error " + error);
 
@@ -142,15 +142,6 @@ class ElasticTest {
             assertEquals(3, engine.workersFor(3));
             assertEquals(0, engine.workersFor(2), "below --elastic 3");
         }
-    }
-
-    static double relativeError(float[] a, float[] b) {
-        double diff = 0, norm = 0;
-        for (int i = 0; i < a.length; i++) {
-            diff += (a[i] - b[i]) * (double) (a[i] - b[i]);
-            norm += a[i] * (double) a[i];
-        }
-        return Math.sqrt(diff / norm);
     }
 
     static void sleep(long ms) {

@@ -125,7 +125,7 @@ class StandaloneClusterTest {
 
         TrainConfig oneProcess = TrainConfig.builder().epochs(10).lr(1e-4).maxTrain(1024).maxTest(1000).batch(64).seed(3).progressSeconds(0).build();
         float[] reference = TrainJob.local(oneProcess, TestData.train(), TestData.test(), new Configuration()).model().params();
-        double error = ElasticTest.relativeError(reference, ModelFile.load(c.resolve("model.bin").toString(), new Configuration()).params());
+        double error = SparkTrainingTest.relativeError(reference, ModelFile.load(c.resolve("model.bin").toString(), new Configuration()).params());
         System.out.printf("elastic cluster run (2 x 32, a Worker lost, 1 x 64, grown back) against one process of batch 64: parameters' relative error %.2e%n",
                 error);
         assertTrue(error < 1e-4, "parameters' relative error " + error);
