@@ -14,7 +14,6 @@ import dev.syncbn.train.Engine;
 import dev.syncbn.train.PreciseBn;
 import dev.syncbn.train.Totals;
 import dev.syncbn.train.TrainConfig;
-import dev.syncbn.train.TrainingStopped;
 import java.io.IOException;
 import java.io.Serializable;
 import java.util.List;
@@ -47,10 +46,9 @@ import scala.reflect.ClassTag$;
  * same samples whatever the number of replicas (Sampler), so in sync BN any W' dividing G computes the
  * same steps. When the task slots stay below the stage's replicas for --elastic-wait seconds (an
  * executor lost for good: Spark's relaunched barrier stage would wait for ever), the driver cancels the
- * stage and goes on from its last snapshot with the largest W' >= MIN that divides G and fits the slots,
- * as a relaunch does (the new stage's attempts count above every earlier one, so the coordination
- * service drops the old one's parties). Each epoch starts with as many replicas as the slots then hold,
- * up to W.
+ * stage and goes on from its last snapshot with fewer replicas, as a relaunch does (the new stage's
+ * attempts count above every earlier one, so the coordination service drops the old one's parties).
+ * Each epoch starts with as many replicas as the slots then hold, up to W. How many: Elasticity.
  */
 public final class SparkEngine implements Engine {
     /**
@@ -93,9 +91,8 @@ public final class SparkEngine implements Engine {
     private final Adam adam, adamSnapshot;
     private final Coordinator coordinator;
     private final CoordinatorKey key;
-    private final IntSupplier slots; // task slots a barrier stage could use now
+    private final Elasticity elasticity;
     private volatile Shares shares; // the current shape: W and b as asked, or as an elastic run reshaped them
-    private boolean started; // an epoch has run: the first waits for the slots of W to register
 
     /** A stage's attempts count from launch * ATTEMPTS_PER_LAUNCH (a reshaped epoch's next stage counts above every earlier one). */
     static final int ATTEMPTS_PER_LAUNCH = 1000;
@@ -116,7 +113,7 @@ public final class SparkEngine implements Engine {
      */
     SparkEngine(JavaSparkContext sc, SparkData data, TrainConfig s, int threadsPerTask, IntSupplier slots) throws IOException {
         this.threadsPerTask = threadsPerTask;
-        this.slots = slots;
+        this.elasticity = new Elasticity(s, slots);
         int configuredSlots = SparkSetup.taskSlots(sc);
         if (s.workers() > configuredSlots && !s.elastic()) {
             throw new IllegalArgumentException("--workers " + s.workers() + " needs " + s.workers() + " task slots at once (a barrier stage), but "
@@ -208,7 +205,7 @@ public final class SparkEngine implements Engine {
 
     @Override
     public EpochResult trainEpoch(int epoch, Progress progress) throws Exception {
-        if (s.elastic()) reshapeForEpoch(epoch);
+        if (s.elastic()) reshape(elasticity.workersForEpoch(epoch, shares.workers()));
         int steps = stepsPerEpoch();
         double[] split = new double[5];
         Totals[] soFar = {Totals.NONE};
@@ -254,13 +251,8 @@ public final class SparkEngine implements Engine {
             try {
                 runStage(epoch, launch);
                 break;
-            } catch (SlotsLost lost) {
-                int w = workersFor(awaitSlots(shares.workers(), 0));
-                if (w == 0) throw belowMinimum(epoch, lost.slots);
-                RunState run = coordinator.runState();
-                System.out.printf(Locale.ROOT, "elastic: %d task slot(s) for %s s, fewer than the %d replicas of epoch %d; going on after the driver's last "
-                        + "snapshot (step %d of %d; %d steps done) with %s%n", lost.slots, seconds(s.elasticWaitSeconds()), shares.workers(), epoch,
-                        run.snapshotStep(), steps, run.step(), shapeText(w));
+            } catch (Elasticity.SlotsLost lost) {
+                int w = elasticity.workersAfterLoss(epoch, shares.workers(), lost.slots, coordinator.runState(), steps);
                 reshape(w);
                 coordinator.runState().reshape(w, bn(), (launch + 1) * ATTEMPTS_PER_LAUNCH);
             }
@@ -270,16 +262,6 @@ public final class SparkEngine implements Engine {
         return new EpochResult(soFar[0], split[0] * 1e3 / steps, split[1] * 1e3 / steps,
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
                 Engine.medianMs(overheadS, steps), lastReplicas[0]);
-    }
-
-    /** The barrier stage is short of task slots for good (an elastic run goes on with fewer replicas). */
-    private static final class SlotsLost extends Exception {
-        final int slots;
-
-        SlotsLost(int slots, Throwable stageFailure) {
-            super(slots + " task slots", stageFailure);
-            this.slots = slots;
-        }
     }
 
     /**
@@ -310,14 +292,14 @@ public final class SparkEngine implements Engine {
             }
         };
         sc.sc().addSparkListener(deterministic);
-        SlotWatch watch = s.elastic() ? new SlotWatch(w, () -> sc.cancelJobGroup(group)) : null;
+        Elasticity.Watch watch = s.elastic() ? elasticity.watch(w, () -> sc.cancelJobGroup(group)) : null;
         // A failed barrier stage is retried only if it is a shuffle-map stage (Spark cannot retry a result
         // stage whose output may already be partly taken), hence the one-partition shuffle after it.
         try {
             JavaRDD.fromRDD(parts.rdd().barrier().mapPartitions(worker, false, ClassTag$.MODULE$.apply(Integer.class)),
                     ClassTag$.MODULE$.apply(Integer.class)).repartition(1).count();
         } catch (Exception e) { // the driver's own failure (say, a NaN loss) is the one to report, not the replicas' it caused
-            if (coordinator.runState().failure() == null && watch != null && watch.fired()) throw new SlotsLost(watch.slotsSeen(), e);
+            if (coordinator.runState().failure() == null && watch != null && watch.fired()) throw new Elasticity.SlotsLost(watch.slotsSeen(), e);
             if (coordinator.runState().failure() == null && replicaFailure.get() != null) {
                 throw new IllegalArgumentException(replicaFailure.get() + " (not retried: it would fail again)", e);
             }
@@ -331,124 +313,17 @@ public final class SparkEngine implements Engine {
         if (coordinator.runState().failure() != null) throw driverFailureOr(null);
     }
 
-    /** Watches the task slots while a stage of `replicas` runs: below them for --elastic-wait seconds, it fires (once). */
-    private final class SlotWatch implements AutoCloseable {
-        private final Thread thread;
-        private volatile boolean fired, closed;
-        private volatile int slotsSeen;
-
-        SlotWatch(int replicas, Runnable onFire) {
-            thread = new Thread(() -> {
-                long shortSince = -1;
-                while (!closed) {
-                    int now = slots.getAsInt();
-                    long t = System.nanoTime();
-                    if (now >= replicas) {
-                        shortSince = -1;
-                    } else if (shortSince < 0) {
-                        shortSince = t;
-                    } else if ((t - shortSince) / 1e9 >= s.elasticWaitSeconds()) {
-                        slotsSeen = now;
-                        fired = true;
-                        onFire.run();
-                        return;
-                    }
-                    try {
-                        Thread.sleep(100);
-                    } catch (InterruptedException e) {
-                        return;
-                    }
-                }
-            }, "syncbn-slot-watch");
-            thread.setDaemon(true);
-            thread.start();
-        }
-
-        boolean fired() {
-            return fired;
-        }
-
-        int slotsSeen() {
-            return slotsSeen;
-        }
-
-        @Override
-        public void close() {
-            closed = true;
-            thread.interrupt();
-        }
-    }
-
-    /**
-     * An elastic run's shape at an epoch's start: as many replicas as the slots now hold, up to W (the
-     * first epoch waits up to --elastic-wait seconds for the slots of W, as executors register).
-     */
-    private void reshapeForEpoch(int epoch) {
-        int available = awaitSlots(s.workers(), started ? 0 : s.elasticWaitSeconds());
-        started = true;
-        int w = workersFor(available);
-        if (w == 0) throw belowMinimum(epoch, available);
-        if (w != shares.workers()) {
-            System.out.printf(Locale.ROOT, "elastic: %d task slot(s): epoch %d runs as %s%n", available, epoch, shapeText(w));
-            reshape(w);
-        }
-    }
-
-    /** The task slots now, after waiting up to seconds for at least `wanted` of them. */
-    private int awaitSlots(int wanted, double seconds) {
-        long deadline = System.nanoTime() + (long) (seconds * 1e9);
-        int now = slots.getAsInt();
-        while (now < wanted && System.nanoTime() < deadline) {
-            try {
-                Thread.sleep(100);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
-            now = slots.getAsInt();
-        }
-        return now;
-    }
-
-    /**
-     * The most replicas an elastic run can have with these slots: at most W, at least --elastic MIN,
-     * dividing the global batch (and a multiple of G in group BN); 0 if none.
-     */
-    int workersFor(int available) {
-        int global = s.workers() * s.batchPerWorker();
-        for (int w = Math.min(s.workers(), available); w >= s.minWorkers(); w--) {
-            if (global % w == 0 && s.bn().fits(w)) return w;
-        }
-        return 0;
-    }
-
-    private static String seconds(double s) {
-        return s == Math.rint(s) ? Long.toString((long) s) : Double.toString(s);
-    }
-
     /** The run's BN mode over the current replicas. */
     private BnMode bn() {
         return s.bn().forWorkers(shares.workers());
     }
 
-    private String shapeText(int w) {
-        int global = s.workers() * s.batchPerWorker();
-        return w + (w == 1 ? " replica" : " replicas") + " x " + global / w + " (global batch " + global + (s.bn().text().equals("sync") ? ", the same steps in sync BN)"
-                : "; " + s.bn().text() + " BN now normalizes over batches of " + global / w + ")");
-    }
-
-    /** W' replicas of G/W' samples each; refused before it starts if such replicas do not fit the executors' memory. */
+    /** W' replicas of G/W' samples each (if W' is not the current W); refused before it starts if such replicas do not fit the executors' memory. */
     private void reshape(int w) {
+        if (w == shares.workers()) return;
         Shares next = new Shares(trainSize, w, s.workers() * s.batchPerWorker() / w, null);
         checkMemory(sc, next, spec, threadsPerTask);
         shares = next;
-    }
-
-    private TrainingStopped belowMinimum(int epoch, int available) {
-        String checkpoint = s.checkpointDir().isEmpty() || epoch == 1 ? "no checkpoint was written (see --checkpoint-dir)"
-                : "resume from the checkpoint of epoch " + (epoch - 1) + " in " + s.checkpointDir() + " with --resume";
-        return new TrainingStopped(String.format(Locale.ROOT, "training stopped in epoch %d: %d task slot(s) left, but --elastic %d needs at least %d replicas "
-                + "(dividing the global batch %d): %s", epoch, available, s.minWorkers(), s.minWorkers(), s.workers() * s.batchPerWorker(), checkpoint));
     }
 
     /**

@@ -128,20 +128,16 @@ class ElasticTest {
     }
 
     @Test
-    void aShapeThatCannotSpanTheGroupsIsNotChosen() throws Exception {
-        try (SparkEngine engine = new SparkEngine(sc, SparkData.of(sc, train, test, 4), BASE.toBuilder().workers(8).batchPerWorker(6).bn("group:4")
-                .minWorkers(1).build(), 1, () -> 8)) {
-            assertEquals(8, engine.workersFor(8));
-            assertEquals(4, engine.workersFor(7), "7 and 5 do not divide 48, 6 is no multiple of the groups of 4");
-            assertEquals(0, engine.workersFor(3), "no multiple of 4");
-        }
-        try (SparkEngine engine = new SparkEngine(sc, SparkData.of(sc, train, test, 4), BASE.toBuilder().workers(8).batchPerWorker(6).minWorkers(3).build(),
-                1, () -> 8)) {
-            assertEquals(6, engine.workersFor(7));
-            assertEquals(4, engine.workersFor(5));
-            assertEquals(3, engine.workersFor(3));
-            assertEquals(0, engine.workersFor(2), "below --elastic 3");
-        }
+    void aShapeThatCannotSpanTheGroupsIsNotChosen() {
+        Elasticity groups = new Elasticity(BASE.toBuilder().workers(8).batchPerWorker(6).bn("group:4").minWorkers(1).build(), () -> 8);
+        assertEquals(8, groups.workersFor(8));
+        assertEquals(4, groups.workersFor(7), "7 and 5 do not divide 48, 6 is no multiple of the groups of 4");
+        assertEquals(0, groups.workersFor(3), "no multiple of 4");
+        Elasticity sync = new Elasticity(BASE.toBuilder().workers(8).batchPerWorker(6).minWorkers(3).build(), () -> 8);
+        assertEquals(6, sync.workersFor(7));
+        assertEquals(4, sync.workersFor(5));
+        assertEquals(3, sync.workersFor(3));
+        assertEquals(0, sync.workersFor(2), "below --elastic 3");
     }
 
     static void sleep(long ms) {
