@@ -34,6 +34,11 @@ public final class Sampler {
         return position % workers;
     }
 
+    /** The shuffle position of replica r's localIndex-th sample: the inverse of replicaOf and localIndex. */
+    public static long position(int replica, int localIndex, int workers) {
+        return (long) localIndex * workers + replica;
+    }
+
     /** Where position `position` of the shuffle stands in its replica's list for the epoch. */
     public static int localIndex(int position, int workers) {
         return position / workers;

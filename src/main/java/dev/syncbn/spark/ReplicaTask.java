@@ -7,6 +7,7 @@ import dev.syncbn.coord.ExecutorHub;
 import dev.syncbn.coord.StepAggregator;
 import dev.syncbn.data.Augment;
 import dev.syncbn.data.Dataset;
+import dev.syncbn.data.Sampler;
 import dev.syncbn.nn.Backend;
 import dev.syncbn.nn.BnMode;
 import dev.syncbn.nn.BnReducer;
@@ -161,8 +162,7 @@ public final class ReplicaTask extends AbstractFunction1<Iterator<Blocks.Part>, 
             int from = Math.min(step * b, mine.size()), n = Math.min(b, mine.size() - from);
             int global = job.shares().globalBatch(step);
             long t0 = System.nanoTime();
-            // the replica's i-th sample is the epoch's shuffle position i * W + rank (Sampler)
-            if (job.augment()) Augment.fill(mine, order, from, n, net.input, labels, job.seed(), job.epoch(), (long) from * workers + rank, workers);
+            if (job.augment()) Augment.fill(mine, order, from, n, net.input, labels, job.seed(), job.epoch(), Sampler.position(rank, from, workers), workers);
             else mine.fill(order, from, n, net.input, labels);
             SoftmaxCrossEntropy.Result r;
             if (n == 0 && !job.bn().synced()) {

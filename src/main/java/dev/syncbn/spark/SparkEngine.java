@@ -211,7 +211,6 @@ public final class SparkEngine implements Engine {
         Totals[] soFar = {Totals.NONE};
         // by step (stepDone hears of each step once, even of those a relaunched stage recomputes)
         double[] stepS = new double[steps], outsideS = new double[steps], overheadS = new double[steps];
-        int[] lastReplicas = {shares.workers()};
         coordinator.runState().startEpoch(epoch, steps, 0, net.params.toFloats(), net.state.toFloats(), shares.workers(), bn(), new RunState.StepHandler() {
             @Override
             public void apply(StepAggregator.StepReport report, float[] params) {
@@ -243,8 +242,7 @@ public final class SparkEngine implements Engine {
                 outsideS[r.step()] = t.bnWaitS() + t.exchangeS() + t.updateS();
                 overheadS[r.step()] = Math.max(0, outsideS[r.step()] - t.straggleS());
                 stepS[r.step()] = t.computeS() + outsideS[r.step()];
-                lastReplicas[0] = shares.workers();
-                progress.step(r.step(), steps, lastReplicas[0], r.lossSum() / r.count(), soFar[0]);
+                progress.step(r.step(), steps, shares.workers(), r.lossSum() / r.count(), soFar[0]);
             }
         });
         for (int launch = 0; ; launch++) {
@@ -261,7 +259,7 @@ public final class SparkEngine implements Engine {
         net.state.copyFrom(coordinator.runState().state());
         return new EpochResult(soFar[0], split[0] * 1e3 / steps, split[1] * 1e3 / steps,
                 split[2] * 1e3 / steps, split[3] * 1e3 / steps, Engine.medianMs(stepS, steps), Engine.medianMs(outsideS, steps), split[4] * 1e3 / steps,
-                Engine.medianMs(overheadS, steps), lastReplicas[0]);
+                Engine.medianMs(overheadS, steps), shares.workers()); // the shape of the stage that ended the epoch
     }
 
     /**

@@ -13,15 +13,14 @@ public final class LocalEngine implements Engine {
     private final Dataset train, test;
     private final int batch;
     private final long seed;
-    private boolean augment;
+    private final boolean augment;
     public final ConvNet net;
     public final Adam adam;
     private final int[] labels;
 
     /** The engine of the run c (of it: batch, lr, seed, threads). */
     public LocalEngine(Dataset train, Dataset test, TrainConfig c) {
-        this(train, test, c.net(), c.batch(), c.lr(), c.seed(), c.threads());
-        this.augment = c.augment();
+        this(train, test, c.net(), c.batch(), c.lr(), c.seed(), c.threads(), c.augment());
     }
 
     /** The seed network. */
@@ -31,7 +30,12 @@ public final class LocalEngine implements Engine {
 
     /** net: as --net takes it (see NetSpec.forData). */
     public LocalEngine(Dataset train, Dataset test, String network, int batch, double lr, long seed, int threads) {
+        this(train, test, network, batch, lr, seed, threads, false);
+    }
+
+    private LocalEngine(Dataset train, Dataset test, String network, int batch, double lr, long seed, int threads, boolean augment) {
         this.train = train;
+        this.augment = augment;
         this.test = test;
         this.batch = batch;
         this.seed = seed;
