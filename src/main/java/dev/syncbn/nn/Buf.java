@@ -70,6 +70,11 @@ public abstract class Buf {
         return b;
     }
 
+    /** Where the first element is in memory, for native code. */
+    public final long address() {
+        return flat.data().address();
+    }
+
     public abstract double get(int i);
 
     public abstract void set(int i, double v);

@@ -1,7 +1,11 @@
 package dev.syncbn.nn;
 
 import java.nio.FloatBuffer;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -9,8 +13,9 @@ import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * 2-D convolution, NCHW, weights [out, in, kH, kW] as in PyTorch. Runs on ND4J's conv2d / conv2d_bp,
- * which the oneDNN build executes at tens of GFLOP/s. The first layer of a network has no use for its
+ * 2-D convolution, NCHW, weights [out, in, kH, kW] as in PyTorch. In float, a convolution with an input
+ * gradient and no bias (every one a network has but the first) runs on oneDNN 3's primitives, kept
+ * across steps (OneDnnConv); the others, and every one in double, on ND4J's conv2d / conv2d_bp. The first layer of a network has no use for its
  * input gradient: its weight gradient is then one matrix product (see weightGradOnly), because conv2d_bp
  * always computes the input gradient too; on the 1-channel first layer at batch 64 it took 7 to 10 ms.
  */
@@ -24,6 +29,9 @@ public final class Conv2d implements Layer {
     private final Buf dyByChannel, shifted;
     private final boolean direct; // a first layer in float, stride 1, "same" padding: see forwardDirect
     private final INDArray weightGradT; // the direct path's dW^T [taps, outC]
+    private final boolean oneDnn;
+    private final Map<Integer, OneDnnConv> oneDnnByBatch = new HashMap<>();
+    private final List<Buf> oneDnnScratch = new ArrayList<>();
     private INDArray weight, bias, dWeight, dBias;
     private Buf params, grads;
     private int offset;
@@ -59,6 +67,23 @@ public final class Conv2d implements Layer {
         this.shifted = inputGradient ? null : Buf.zeros(type, (long) maxBatch * outH * outW * inC * k * k);
         this.direct = !inputGradient && stride == 1 && 2 * pad == k - 1 && type == DataType.FLOAT;
         this.weightGradT = direct ? Nd4j.create(type, inC * k * k, outC) : null;
+        this.oneDnn = inputGradient && !hasBias && type == DataType.FLOAT;
+    }
+
+    /** The oneDNN primitives for batches of n, made at the first such batch. */
+    private OneDnnConv oneDnn(int n) {
+        return oneDnnByBatch.computeIfAbsent(n, size -> new OneDnnConv(size, inC, inH, inW, outC, k, stride, pad, this::scratch));
+    }
+
+    /** The i-th of the oneDNN primitives' blocked copies, at least bytes long: one set serves every batch size. */
+    private Buf scratch(int i, long bytes) {
+        while (oneDnnScratch.size() <= i) oneDnnScratch.add(null);
+        Buf b = oneDnnScratch.get(i);
+        if (b == null || 4L * b.length() < bytes) {
+            b = Buf.zeros(DataType.FLOAT, (bytes + 3) / 4);
+            oneDnnScratch.set(i, b);
+        }
+        return b;
     }
 
     @Override
@@ -97,6 +122,10 @@ public final class Conv2d implements Layer {
         for (int i = 0; i < paramCount(); i++) params.set(offset + i, (2 * rng.nextDouble() - 1) * bound);
     }
 
+    private long weightAddress() {
+        return params.address() + 4L * offset;
+    }
+
     private int[] convArgs() {
         // kH, kW, sH, sW, pH, pW, dilation H, W, padding mode 0 (explicit), NCHW, weights [out, in, kH, kW]
         return new int[] {k, k, stride, stride, pad, pad, 1, 1, 0, 0, 1};
@@ -108,6 +137,10 @@ public final class Conv2d implements Layer {
         if (n == 0) return out;
         if (direct) {
             forwardDirect(x, n);
+            return out;
+        }
+        if (oneDnn) {
+            oneDnn(n).forward(x.address(), weightAddress(), out.address());
             return out;
         }
         Nd4j.exec(DynamicCustomOp.builder("conv2d")
@@ -131,6 +164,10 @@ public final class Conv2d implements Layer {
         if (!inputGradient) {
             weightGradOnly(lastInput, dy, n);
             return null;
+        }
+        if (oneDnn) {
+            oneDnn(n).backward(weightAddress(), dy.address(), dx.address(), grads.address() + 4L * offset);
+            return dx;
         }
         Nd4j.exec(DynamicCustomOp.builder("conv2d_bp")
                 .addInputs(hasBias ? new INDArray[] {lastInput.view(n, inC, inH, inW), weight, bias, dy.view(n, outC, outH, outW)}
