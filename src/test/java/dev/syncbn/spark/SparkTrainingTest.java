@@ -98,12 +98,17 @@ class SparkTrainingTest {
     }
 
     static void assertClose(Run expected, Run actual, double tolerance) {
+        assertClose(expected, actual, tolerance, tolerance);
+    }
+
+    /** Every step's loss within lossTolerance of expected's (relative), and the final parameters within paramTolerance. */
+    static void assertClose(Run expected, Run actual, double lossTolerance, double paramTolerance) {
         assertEquals(expected.stepLosses().size(), actual.stepLosses().size(), "steps");
         for (int i = 0; i < expected.stepLosses().size(); i++) {
             double a = expected.stepLosses().get(i), b = actual.stepLosses().get(i);
-            assertTrue(Math.abs(a - b) <= tolerance * Math.abs(a), "step " + i + " loss " + a + " vs " + b);
+            assertTrue(Math.abs(a - b) <= lossTolerance * Math.abs(a), "step " + i + " loss " + a + " vs " + b);
         }
-        assertTrue(relativeError(expected.params(), actual.params()) < tolerance,
+        assertTrue(relativeError(expected.params(), actual.params()) < paramTolerance,
                 "parameter relative error " + relativeError(expected.params(), actual.params()));
     }
 
@@ -240,7 +245,10 @@ class SparkTrainingTest {
      * step 32 ends with the undisturbed run's parameters and running statistics, bit for bit. At lr 1e-4:
      * at 1e-3 the losses agree to 1e-8 for 13 steps, after which Adam (which divides each gradient by its
      * own magnitude) lifts the rounding of the other summation order by about 2.5x a step (measured:
-     * 6e-7 at step 13, 1e-4 at step 20); at 1e-4 the 36 steps stay within 2e-5.
+     * 6e-7 at step 13, 1e-4 at step 20); at 1e-4 the 36 steps' losses stay within 5e-5. The parameters
+     * after 36 steps carry the convolutions' rounding lifted the same way: 1.5e-4 here, as much as
+     * between two float implementations of the same 1 x 32 run (oneDNN 3's convolutions against ND4J's:
+     * 1.5e-4), against 5.1e-3 for local BN over 4 x 8 (whose losses are 3e-3 off from the first step).
      */
     @Test
     void aResidualNetworkTrainsExactlyInSyncBnAndRecovers() throws Exception {
@@ -248,7 +256,7 @@ class SparkTrainingTest {
         Run reference = runLocal("resnet-8", 1e-4, n, 32, 1);
         Run sync = runSpark("resnet-8", 1e-4, n, 4, 8, "sync", 1, -1, false);
         assertEquals(36, sync.stepLosses().size());
-        assertClose(reference, sync, 1e-4);
+        assertClose(reference, sync, 1e-4, 5e-4);
         System.out.printf("resnet-8, sync BN 4 x 8 against 1 x 32: parameters' relative error %.2e%n", relativeError(reference.params(), sync.params()));
         Run failed = runSpark("resnet-8", 1e-4, n, 4, 8, "sync", 1, failAt, false);
         assertEquals(sync.stepLosses(), failed.stepLosses(), "every step once, none twice");
