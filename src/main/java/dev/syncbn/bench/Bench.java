@@ -41,6 +41,7 @@ public final class Bench {
             Engine.EpochResult timed = engine.trainSteps(2, Arrays.copyOfRange(order, warmup * batch, order.length), quiet);
             double seconds = (System.nanoTime() - t0) / 1e9;
             if (o.getBoolean("profile")) printProfile(engine.net, steps, seconds, timed.updateMs());
+            System.out.println("convolutions: " + Backend.convolutionKernels());
             double imagesPerS = (double) steps * batch / seconds;
             double gflops = imagesPerS * engine.net.trainingFlopsPerSample() / 1e9;
             Backend.setOpThreads(Runtime.getRuntime().availableProcessors()); // the machine's gemm: all its cores

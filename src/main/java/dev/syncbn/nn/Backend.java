@@ -24,7 +24,15 @@ public final class Backend {
         NativeOpsHolder.getInstance().getDeviceNativeOps().setOmpNumThreads(threads);
     }
 
-    /** True if the loaded libnd4jcpu was built with oneDNN (the fast convolutions). */
+    /**
+     * The oneDNN 3 release of the float convolutions and the implementations it chose for those made so
+     * far in this JVM ("oneDNN 3.11.0: jit:avx2, ..."): their names say which instruction set ran.
+     */
+    public static String convolutionKernels() {
+        return "oneDNN " + OneDnnConv.version() + ": " + OneDnnConv.implementations();
+    }
+
+    /** True if the loaded libnd4jcpu was built with oneDNN (ND4J's own convolutions are then fast). */
     public static boolean isOneDnn() {
         return NativeOpsHolder.getInstance().getDeviceNativeOps().buildInfo().contains("HAVE_ONEDNN");
     }
@@ -39,9 +47,9 @@ public final class Backend {
         setOpThreads(1);
         if (!isOneDnn()) {
             System.err.println("WARNING ***********************************************************************");
-            System.err.println("WARNING ND4J loaded a native library without oneDNN: convolutions will run about 12x");
-            System.err.println("WARNING slower. Put nd4j-native's linux-x86_64-onednn jar on the class path and no");
-            System.err.println("WARNING other nd4j-native platform jar.");
+            System.err.println("WARNING ND4J loaded a native library without oneDNN: its convolutions (the double");
+            System.err.println("WARNING reference's, and float ones with a bias) will run about 12x slower. Put");
+            System.err.println("WARNING nd4j-native's linux-x86_64-onednn jar on the class path and no other.");
             System.err.println("WARNING ***********************************************************************");
         }
         if (!"PASSIVE".equalsIgnoreCase(System.getenv("OMP_WAIT_POLICY"))) {

@@ -6,6 +6,12 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_VERSION_MAJOR;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_VERSION_MINOR;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_VERSION_PATCH;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentSkipListSet;
 
 import org.bytedeco.dnnl.IntMemoryMap;
 import org.bytedeco.dnnl.convolution_backward_data;
@@ -72,6 +78,7 @@ final class OneDnnConv {
         weightsIn = weights == userWeights ? null : new reorder(userWeights, weights);
         dstOut = dst == userDst ? null : new reorder(dst, userDst);
         forward = new convolution_forward(forwardDesc);
+        IMPLEMENTATIONS.add(forwardDesc.impl_info_str().getString());
         forwardArgs.put(DNNL_ARG_SRC, src);
         forwardArgs.put(DNNL_ARG_WEIGHTS, weights);
         forwardArgs.put(DNNL_ARG_DST, dst);
@@ -82,9 +89,16 @@ final class OneDnnConv {
         Buf get(int i, long bytes);
     }
 
-    /** The forward implementation oneDNN chose (jit:avx2, brg_conv_fwd:avx2, ...). */
-    String implementation() {
-        return forwardDesc.impl_info_str().getString();
+    private static final Set<String> IMPLEMENTATIONS = new ConcurrentSkipListSet<>();
+
+    /** The implementations oneDNN chose for the primitives made so far in this JVM (jit:avx2, ...: they name the instruction set). */
+    static String implementations() {
+        return String.join(", ", IMPLEMENTATIONS);
+    }
+
+    /** oneDNN's version, as major.minor.patch. */
+    static String version() {
+        return DNNL_VERSION_MAJOR + "." + DNNL_VERSION_MINOR + "." + DNNL_VERSION_PATCH;
     }
 
     /** y = conv(x, w): x, w and y are addresses of NCHW input, OIHW weights and NCHW output. */
@@ -138,6 +152,8 @@ final class OneDnnConv {
             diffWeightsOut = diffWeights == userDiffWeights ? null : new reorder(diffWeights, userDiffWeights);
             data = new convolution_backward_data(dataDesc);
             weightGrad = new convolution_backward_weights(weightDesc);
+            IMPLEMENTATIONS.add(dataDesc.impl_info_str().getString());
+            IMPLEMENTATIONS.add(weightDesc.impl_info_str().getString());
             dataArgs.put(DNNL_ARG_DIFF_DST, dataDiffDst);
             dataArgs.put(DNNL_ARG_WEIGHTS, dataWeights);
             dataArgs.put(DNNL_ARG_DIFF_SRC, diffSrc);
