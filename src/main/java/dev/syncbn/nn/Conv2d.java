@@ -75,6 +75,19 @@ public final class Conv2d implements Layer {
         return oneDnnByBatch.computeIfAbsent(n, size -> new OneDnnConv(size, inC, inH, inW, outC, k, stride, pad, this::scratch));
     }
 
+    /** The oneDNN primitives' blocked copies made so far (for a test that close frees them). */
+    List<Buf> oneDnnScratch() {
+        return oneDnnScratch.stream().filter(b -> b != null).toList();
+    }
+
+    @Override
+    public void close() {
+        oneDnnByBatch.values().forEach(OneDnnConv::close);
+        oneDnnByBatch.clear();
+        Buf.closeAll(oneDnnScratch());
+        oneDnnScratch.clear();
+    }
+
     /** The i-th of the oneDNN primitives' blocked copies, at least bytes long: one set serves every batch size. */
     private Buf scratch(int i, long bytes) {
         while (oneDnnScratch.size() <= i) oneDnnScratch.add(null);

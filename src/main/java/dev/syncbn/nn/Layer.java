@@ -39,6 +39,12 @@ public interface Layer {
      */
     Buf backward(Buf dy, int n);
 
+    /**
+     * Frees native memory the layer made after its construction (at its first forward or backward),
+     * which the network's own close, freeing what was allocated while it was built, does not see.
+     */
+    default void close() {}
+
     static int size(int[] shape) {
         int s = 1;
         for (int d : shape) s *= d;

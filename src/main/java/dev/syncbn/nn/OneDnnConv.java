@@ -162,6 +162,12 @@ final class OneDnnConv {
             weightArgs.put(DNNL_ARG_DIFF_WEIGHTS, diffWeights);
         }
 
+        void close() {
+            OneDnnConv.close(data, weightGrad, dataDiffDstIn, dataWeightsIn, diffSrcOut, weightsSrcIn, weightsDiffDstIn, diffWeightsOut,
+                    dataArgs, weightArgs, userDiffDst, userDiffSrc, userDiffWeights, dataDiffDst, dataWeights, diffSrc, weightsSrc,
+                    weightsDiffDst, diffWeights);
+        }
+
         void run(long w, long dy, long dx, long dw) {
             userWeights.set_data_handle(new Address(w));
             userDiffDst.set_data_handle(new Address(dy));
@@ -177,6 +183,16 @@ final class OneDnnConv {
             OneDnnConv.this.run(diffWeightsOut, diffWeights, userDiffWeights);
             stream._wait();
         }
+    }
+
+    /** Frees the primitives and memory descriptions now (the blocked copies are the layer's Bufs). */
+    void close() {
+        if (backward != null) backward.close();
+        close(forward, srcIn, weightsIn, dstOut, forwardArgs, forwardDesc, userSrc, userWeights, userDst, src, weights, dst, stream);
+    }
+
+    private static void close(Pointer... pointers) {
+        for (Pointer p : pointers) if (p != null) p.close();
     }
 
     private void run(primitive reorder, memory from, memory to) {

@@ -103,4 +103,9 @@ public final class ResidualBlock implements Layer {
         if (n > 0) dx.view((long) n * inSize).addi(dShortcut.view((long) n * inSize));
         return dx;
     }
+
+    @Override
+    public void close() {
+        for (Layer layer : layers) layer.close();
+    }
 }

@@ -267,7 +267,10 @@ final class Shards implements AutoCloseable {
 
     @Override
     public void close() {
-        for (Shard shard : shards) shard.parallel.close();
+        for (Shard shard : shards) {
+            for (Layer layer : shard.layers) layer.close();
+            shard.parallel.close();
+        }
         if (threads != null) threads.shutdown();
     }
 }

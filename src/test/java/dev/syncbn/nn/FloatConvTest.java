@@ -1,10 +1,12 @@
 package dev.syncbn.nn;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -98,6 +100,11 @@ class FloatConvTest {
                 // a weight's gradient sums n x 28 x 28 products in float: sqrt(3920) x 2^-24 is 4e-6
                 assertClose(fg, dg, params, 1e-5, "weight gradient " + what);
             }
+            // made at the first forward, after the network's own buffers: the layer's close frees them
+            List<Buf> scratch = fast.oneDnnScratch();
+            assertFalse(scratch.isEmpty());
+            fast.close();
+            assertTrue(scratch.stream().allMatch(b -> b.flat.wasClosed()), "blocked copies freed");
         }
     }
 
