@@ -33,23 +33,13 @@ class FloatConvTest {
             Buf dp = Buf.zeros(DataType.DOUBLE, params), dg = Buf.zeros(DataType.DOUBLE, params);
             fast.bindParams(fp, fg, 0);
             ref.bindParams(dp, dg, 0);
-            for (int i = 0; i < params; i++) {
-                double w = rng.nextGaussian();
-                fp.set(i, w);
-                dp.set(i, fp.get(i)); // the float value, so only the arithmetic differs
-            }
+            fillAlike(rng, fp, dp);
             int inLength = maxBatch * Layer.size(in), outLength = maxBatch * Layer.size(fast.outShape());
             Buf fx = Buf.zeros(DataType.FLOAT, inLength), dx = Buf.zeros(DataType.DOUBLE, inLength);
             Buf fdy = Buf.zeros(DataType.FLOAT, outLength), ddy = Buf.zeros(DataType.DOUBLE, outLength);
             for (int step = 0; step < 2; step++) { // twice: nothing of the first batch may leak into the second
-                for (int i = 0; i < inLength; i++) {
-                    fx.set(i, rng.nextGaussian());
-                    dx.set(i, fx.get(i));
-                }
-                for (int i = 0; i < outLength; i++) {
-                    fdy.set(i, rng.nextGaussian());
-                    ddy.set(i, fdy.get(i));
-                }
+                fillAlike(rng, fx, dx);
+                fillAlike(rng, fdy, ddy);
                 String what = Arrays.toString(c) + " step " + step;
                 assertClose(fast.forward(fx, n, true), ref.forward(dx, n, true), n * Layer.size(fast.outShape()), "forward " + what);
                 assertNull(fast.backward(fdy, n));
@@ -82,18 +72,9 @@ class FloatConvTest {
             Buf fx = Buf.zeros(DataType.FLOAT, inLength), dx = Buf.zeros(DataType.DOUBLE, inLength);
             Buf fdy = Buf.zeros(DataType.FLOAT, outLength), ddy = Buf.zeros(DataType.DOUBLE, outLength);
             for (int n : new int[] {3, 5, 1, 3}) {
-                for (int i = 0; i < params; i++) {
-                    fp.set(i, rng.nextGaussian());
-                    dp.set(i, fp.get(i));
-                }
-                for (int i = 0; i < inLength; i++) {
-                    fx.set(i, rng.nextGaussian());
-                    dx.set(i, fx.get(i));
-                }
-                for (int i = 0; i < outLength; i++) {
-                    fdy.set(i, rng.nextGaussian());
-                    ddy.set(i, fdy.get(i));
-                }
+                fillAlike(rng, fp, dp);
+                fillAlike(rng, fx, dx);
+                fillAlike(rng, fdy, ddy);
                 String what = Arrays.toString(c) + " batch " + n;
                 assertClose(fast.forward(fx, n, true), ref.forward(dx, n, true), n * Layer.size(fast.outShape()), "forward " + what);
                 assertClose(fast.backward(fdy, n), ref.backward(ddy, n), n * Layer.size(in), "input gradient " + what);
@@ -105,6 +86,14 @@ class FloatConvTest {
             assertFalse(scratch.isEmpty());
             fast.close();
             assertTrue(scratch.stream().allMatch(b -> b.flat.wasClosed()), "blocked copies freed");
+        }
+    }
+
+    /** Random values into the float buffer, and the same float values into the double one: only the arithmetic differs. */
+    private static void fillAlike(Random rng, Buf f, Buf d) {
+        for (int i = 0; i < f.length(); i++) {
+            f.set(i, rng.nextGaussian());
+            d.set(i, f.get(i));
         }
     }
 
