@@ -126,27 +126,34 @@ public final class BnStatistics {
      * additions that HotSpot does not vectorize; the per-position loop it does (see Conv2d.axpy).
      */
     double[] floatSums(FloatBuffer x, int n, Parallel parallel) {
-        int plane = shape[1] * shape[2];
+        return floatSums(x, n, 1, parallel);
+    }
+
+    /** The same of activations whose channels are interleaved in blocks of lanes (nChw8c for 8; NCHW for 1). */
+    double[] floatSums(FloatBuffer x, int n, int lanes, Parallel parallel) {
+        int rows = channels / lanes, rowLength = shape[1] * shape[2] * lanes;
         double[] sums = new double[2 * channels + 1];
-        parallel.forRange(channels, (c0, c1) -> {
-            float[] row = new float[plane], sum = new float[plane], sumOfSquares = new float[plane];
-            for (int c = c0; c < c1; c++) {
+        parallel.forRange(rows, (k0, k1) -> {
+            float[] row = new float[rowLength], sum = new float[rowLength], sumOfSquares = new float[rowLength];
+            for (int k = k0; k < k1; k++) {
                 Arrays.fill(sum, 0f);
                 Arrays.fill(sumOfSquares, 0f);
                 for (int s = 0; s < n; s++) {
-                    x.get((s * channels + c) * plane, row, 0, plane);
+                    x.get((s * rows + k) * rowLength, row, 0, rowLength);
                     accumulate(row, sum, sumOfSquares);
                 }
-                double s1 = 0, s2 = 0;
-                for (int i = 0; i < plane; i++) {
-                    s1 += sum[i];
-                    s2 += sumOfSquares[i];
+                double[] s1 = new double[lanes], s2 = new double[lanes];
+                for (int i = 0; i < rowLength; i++) {
+                    s1[i % lanes] += sum[i];
+                    s2[i % lanes] += sumOfSquares[i];
                 }
-                sums[c] = s1;
-                sums[channels + c] = s2;
+                for (int j = 0; j < lanes; j++) {
+                    sums[k * lanes + j] = s1[j];
+                    sums[channels + k * lanes + j] = s2[j];
+                }
             }
         });
-        sums[2 * channels] = (double) n * plane;
+        sums[2 * channels] = (double) n * shape[1] * shape[2];
         return sums;
     }
 

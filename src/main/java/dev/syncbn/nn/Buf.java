@@ -72,8 +72,21 @@ public abstract class Buf {
 
     /** Where the first element is in memory, for native code. */
     public final long address() {
-        return flat.data().address();
+        return flat.data().address() + flat.offset() * type().width();
     }
+
+    /**
+     * As zeros in float, with the first element on a 64-byte boundary: oneDNN's kernels load whole cache
+     * lines of the blocked activations they read and write in place, and took 10 to 30% longer at ND4J's
+     * 16-byte alignment. A view of a slightly longer buffer, which is what the network's close frees.
+     */
+    public static Buf aligned(long length) {
+        Buf whole = zeros(DataType.FLOAT, length + ALIGNMENT / 4);
+        long skip = (ALIGNMENT - whole.address() % ALIGNMENT) % ALIGNMENT / 4;
+        return new F32(whole.flat.get(NDArrayIndex.interval(skip, skip + Math.max(1, length))));
+    }
+
+    private static final long ALIGNMENT = 64;
 
     public abstract double get(int i);
 
@@ -145,7 +158,7 @@ public abstract class Buf {
 
         F32(INDArray flat) {
             super(flat);
-            data = flat.data().asNio().order(ByteOrder.nativeOrder()).asFloatBuffer();
+            data = flat.data().asNio().order(ByteOrder.nativeOrder()).asFloatBuffer().position((int) flat.offset()).slice();
         }
 
         @Override
@@ -179,7 +192,7 @@ public abstract class Buf {
 
         F64(INDArray flat) {
             super(flat);
-            data = flat.data().asNio().order(ByteOrder.nativeOrder()).asDoubleBuffer();
+            data = flat.data().asNio().order(ByteOrder.nativeOrder()).asDoubleBuffer().position((int) flat.offset()).slice();
         }
 
         @Override

@@ -29,7 +29,7 @@ public final class Conv2d implements Layer {
     private final Buf dyByChannel, shifted;
     private final boolean direct; // a first layer in float, stride 1, "same" padding: see forwardDirect
     private final INDArray weightGradT; // the direct path's dW^T [taps, outC]
-    private final boolean oneDnn;
+    private final boolean oneDnn, blocked;
     private final Map<Integer, OneDnnConv> oneDnnByBatch = new HashMap<>();
     private final List<Buf> oneDnnScratch = new ArrayList<>();
     private INDArray weight, bias, dWeight, dBias;
@@ -45,6 +45,12 @@ public final class Conv2d implements Layer {
      */
     public Conv2d(int[] inShape, int outC, int k, int stride, int pad, boolean hasBias, boolean inputGradient, int maxBatch,
             Parallel parallel, DataType type) {
+        this(inShape, outC, k, stride, pad, hasBias, inputGradient, maxBatch, parallel, type, false);
+    }
+
+    /** blocked: input and output (and their gradients) in nChw8c (see OneDnnConv.BLOCK); only for the oneDNN path. */
+    public Conv2d(int[] inShape, int outC, int k, int stride, int pad, boolean hasBias, boolean inputGradient, int maxBatch,
+            Parallel parallel, DataType type, boolean blocked) {
         this.hasBias = hasBias;
         this.inC = inShape[0];
         this.inH = inShape[1];
@@ -61,18 +67,24 @@ public final class Conv2d implements Layer {
         }
         this.inputGradient = inputGradient;
         this.parallel = parallel;
-        this.out = Buf.zeros(type, (long) maxBatch * outC * outH * outW);
-        this.dx = inputGradient ? Buf.zeros(type, (long) maxBatch * inC * inH * inW) : null;
+        boolean oneDnnFloat = inputGradient && !hasBias && type == DataType.FLOAT; // see oneDnn below
+        this.out = oneDnnFloat ? Buf.aligned((long) maxBatch * outC * outH * outW) : Buf.zeros(type, (long) maxBatch * outC * outH * outW);
+        this.dx = !inputGradient ? null : oneDnnFloat ? Buf.aligned((long) maxBatch * inC * inH * inW) : Buf.zeros(type, (long) maxBatch * inC * inH * inW);
         this.dyByChannel = inputGradient ? null : Buf.zeros(type, (long) outC * maxBatch * outH * outW);
         this.shifted = inputGradient ? null : Buf.zeros(type, (long) maxBatch * outH * outW * inC * k * k);
         this.direct = !inputGradient && stride == 1 && 2 * pad == k - 1 && type == DataType.FLOAT;
         this.weightGradT = direct ? Nd4j.create(type, inC * k * k, outC) : null;
-        this.oneDnn = inputGradient && !hasBias && type == DataType.FLOAT;
+        this.oneDnn = oneDnnFloat;
+        this.blocked = blocked;
+        if (blocked && (!oneDnn || inC % OneDnnConv.BLOCK != 0 || outC % OneDnnConv.BLOCK != 0)) {
+            throw new IllegalArgumentException("a blocked convolution runs on oneDNN, with channels in multiples of " + OneDnnConv.BLOCK
+                    + ": got " + inC + " -> " + outC);
+        }
     }
 
     /** The oneDNN primitives for batches of n, made at the first such batch. */
     private OneDnnConv oneDnn(int n) {
-        return oneDnnByBatch.computeIfAbsent(n, size -> new OneDnnConv(size, inC, inH, inW, outC, k, stride, pad, this::scratch));
+        return oneDnnByBatch.computeIfAbsent(n, size -> new OneDnnConv(size, inC, inH, inW, outC, k, stride, pad, blocked, this::scratch));
     }
 
     /** The oneDNN primitives' blocked copies made so far (for a test that close frees them). */

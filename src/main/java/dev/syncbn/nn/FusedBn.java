@@ -3,7 +3,6 @@ package dev.syncbn.nn;
 import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.SplittableRandom;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Batch norm in float, optionally followed by the residual add of a shortcut and by ReLU, each way in
@@ -13,30 +12,42 @@ import org.nd4j.linalg.api.buffer.DataType;
  *
  * Backward, with g = dy where the output is positive (dy without ReLU), D1 = sum g and D2 = sum g * xhat
  * over the group: dx = gamma * invStd * (g - D1/N - xhat * D2/N), and the shortcut's gradient is g
- * itself (residualGradient). Each plane is copied into a float[] with one bulk get and the element loops
- * are small static methods over arrays indexed from 0, which HotSpot vectorizes (see Conv2d.axpy).
+ * itself (residualGradient).
+ *
+ * The activations are NCHW (lanes 1) or nChw8c (lanes 8: OneDnnConv.BLOCK channels interleaved, the
+ * residual networks' float path). Either way the loops run over rows, a plane of one channel (lanes 1)
+ * or of one block of channels (lanes 8), each copied into a float[] with one bulk get, against
+ * per-channel values laid out as one row (expand); the element loops are small static methods over
+ * arrays indexed from 0, which HotSpot vectorizes (see Conv2d.axpy).
  */
 public final class FusedBn implements Layer {
     private final BnStatistics bn;
     private final boolean relu, residual;
-    private final int channels, plane;
+    private final int channels, plane, lanes, rows, rowLength; // rows per sample, of rowLength values
     private final Parallel parallel;
     private final Buf out, dx, dShortcut;
     private Buf lastInput;
 
-    /** relu: apply ReLU last; residual: forward takes a shortcut to add before it (forward(x, shortcut, n, training)). */
-    public FusedBn(BnStatistics bn, boolean relu, boolean residual, int maxBatch, Parallel parallel) {
+    /**
+     * relu: apply ReLU last; residual: forward takes a shortcut to add before it (forward(x, shortcut, n,
+     * training)); lanes: 1 for NCHW activations, OneDnnConv.BLOCK for blocked ones.
+     */
+    public FusedBn(BnStatistics bn, boolean relu, boolean residual, int lanes, int maxBatch, Parallel parallel) {
         int[] shape = bn.shape();
         this.bn = bn;
         this.relu = relu;
         this.residual = residual;
         this.channels = shape[0];
         this.plane = shape[1] * shape[2];
+        if (channels % lanes != 0) throw new IllegalArgumentException(channels + " channels in blocks of " + lanes);
+        this.lanes = lanes;
+        this.rows = channels / lanes;
+        this.rowLength = plane * lanes;
         this.parallel = parallel;
         long size = (long) maxBatch * channels * plane;
-        this.out = Buf.zeros(DataType.FLOAT, size);
-        this.dx = Buf.zeros(DataType.FLOAT, size);
-        this.dShortcut = residual ? Buf.zeros(DataType.FLOAT, size) : null;
+        this.out = Buf.aligned(size);
+        this.dx = Buf.aligned(size);
+        this.dShortcut = residual ? Buf.aligned(size) : null;
     }
 
     @Override
@@ -75,7 +86,7 @@ public final class FusedBn implements Layer {
         lastInput = input;
         FloatBuffer x = input.floats();
         if (training) {
-            double[] sums = bn.floatSums(x, n, parallel);
+            double[] sums = bn.floatSums(x, n, lanes, parallel);
             if (!bn.reduceStatistics(sums)) return out;
         }
         float[] scale = new float[channels], shift = new float[channels];
@@ -84,19 +95,20 @@ public final class FusedBn implements Layer {
             scale[c] = (float) sc;
             shift[c] = (float) (bn.beta(c) - sc * (training ? bn.mean(c) : bn.runningMean(c)));
         }
+        float[][] scales = expand(scale), shifts = expand(shift);
         FloatBuffer y = out.floats(), r = shortcut == null ? null : shortcut.floats();
-        parallel.forRange(n * channels, (p0, p1) -> {
-            float[] row = new float[plane], add = new float[plane];
+        parallel.forRange(n * rows, (p0, p1) -> {
+            float[] row = new float[rowLength], add = new float[rowLength];
             for (int p = p0; p < p1; p++) {
-                int c = p % channels;
-                x.get(p * plane, row, 0, plane);
-                affine(row, scale[c], shift[c]);
+                int k = p % rows;
+                x.get(p * rowLength, row, 0, rowLength);
+                affine(row, scales[k], shifts[k]);
                 if (r != null) {
-                    r.get(p * plane, add, 0, plane);
+                    r.get(p * rowLength, add, 0, rowLength);
                     addTo(row, add);
                 }
                 if (relu) relu(row);
-                y.put(p * plane, row, 0, plane);
+                y.put(p * rowLength, row, 0, rowLength);
             }
         });
         return out;
@@ -114,61 +126,75 @@ public final class FusedBn implements Layer {
             return dx;
         }
         FloatBuffer x = lastInput.floats(), dy = dyBuf.floats(), y = out.floats(), gOut = residual ? dShortcut.floats() : null;
+        float[] batchMean = new float[channels];
+        for (int c = 0; c < channels; c++) batchMean[c] = (float) bn.mean(c);
+        float[][] means = expand(batchMean);
         double[] sums = new double[2 * channels];
-        parallel.forRange(channels, (c0, c1) -> {
-            float[] row = new float[plane], g = new float[plane], output = new float[plane], d1 = new float[plane], d2 = new float[plane];
-            for (int c = c0; c < c1; c++) {
-                float m = (float) bn.mean(c);
+        parallel.forRange(rows, (k0, k1) -> {
+            float[] row = new float[rowLength], g = new float[rowLength], output = new float[rowLength];
+            float[] d1 = new float[rowLength], d2 = new float[rowLength];
+            for (int k = k0; k < k1; k++) {
                 Arrays.fill(d1, 0f);
                 Arrays.fill(d2, 0f);
                 for (int s = 0; s < n; s++) {
-                    int at = (s * channels + c) * plane;
-                    dy.get(at, g, 0, plane);
+                    int at = (s * rows + k) * rowLength;
+                    dy.get(at, g, 0, rowLength);
                     if (relu) {
-                        y.get(at, output, 0, plane);
+                        y.get(at, output, 0, rowLength);
                         mask(g, output);
                     }
-                    if (gOut != null) gOut.put(at, g, 0, plane);
-                    x.get(at, row, 0, plane);
-                    gradientSums(g, row, m, d1, d2);
+                    if (gOut != null) gOut.put(at, g, 0, rowLength);
+                    x.get(at, row, 0, rowLength);
+                    gradientSums(g, row, means[k], d1, d2);
                 }
-                sums[c] = total(d1);
-                sums[channels + c] = total(d2) * bn.invStd(c);
+                addPerChannel(d1, k, sums, 0);
+                addPerChannel(d2, k, sums, channels);
             }
         });
+        for (int c = 0; c < channels; c++) sums[channels + c] *= bn.invStd(c);
         bn.reduceGradientSums(sums);
-        BnStatistics.InputGradient k = bn.inputGradient(sums);
-        float[] mean = k.mean(), slope = k.slope(), shift = k.shift(), gScale = k.gScale();
+        BnStatistics.InputGradient ig = bn.inputGradient(sums);
+        float[][] mean = expand(ig.mean()), slope = expand(ig.slope()), shift = expand(ig.shift()), gScale = expand(ig.gScale());
         FloatBuffer d = dx.floats();
-        parallel.forRange(n * channels, (p0, p1) -> {
-            float[] row = new float[plane], g = new float[plane], output = new float[plane];
+        parallel.forRange(n * rows, (p0, p1) -> {
+            float[] row = new float[rowLength], g = new float[rowLength], output = new float[rowLength];
             for (int p = p0; p < p1; p++) {
-                int c = p % channels;
+                int k = p % rows, at = p * rowLength;
                 if (gOut != null) {
-                    gOut.get(p * plane, g, 0, plane);
+                    gOut.get(at, g, 0, rowLength);
                 } else {
-                    dy.get(p * plane, g, 0, plane);
+                    dy.get(at, g, 0, rowLength);
                     if (relu) {
-                        y.get(p * plane, output, 0, plane);
+                        y.get(at, output, 0, rowLength);
                         mask(g, output);
                     }
                 }
-                x.get(p * plane, row, 0, plane);
-                inputGradient(row, g, mean[c], slope[c], shift[c], gScale[c]);
-                d.put(p * plane, row, 0, plane);
+                x.get(at, row, 0, rowLength);
+                inputGradient(row, g, mean[k], slope[k], shift[k], gScale[k]);
+                d.put(at, row, 0, rowLength);
             }
         });
         return dx;
     }
 
-    private static double total(float[] v) {
-        double s = 0;
-        for (float f : v) s += f;
-        return s;
+    /** Per row of a sample, a per-channel value at every position of the row. */
+    private float[][] expand(float[] perChannel) {
+        float[][] out = new float[rows][rowLength];
+        for (int k = 0; k < rows; k++) {
+            for (int i = 0; i < rowLength; i++) out[k][i] = perChannel[k * lanes + i % lanes];
+        }
+        return out;
     }
 
-    private static void affine(float[] x, float scale, float shift) {
-        for (int i = 0; i < x.length; i++) x[i] = x[i] * scale + shift;
+    /** into[first + c] = the sum (in double) of v over row k's positions of channel c. */
+    private void addPerChannel(float[] v, int k, double[] into, int first) {
+        double[] lane = new double[lanes];
+        for (int i = 0; i < rowLength; i++) lane[i % lanes] += v[i];
+        for (int j = 0; j < lanes; j++) into[first + k * lanes + j] = lane[j];
+    }
+
+    private static void affine(float[] x, float[] scale, float[] shift) {
+        for (int i = 0; i < x.length; i++) x[i] = x[i] * scale[i] + shift[i];
     }
 
     private static void addTo(float[] x, float[] add) {
@@ -189,15 +215,15 @@ public final class FusedBn implements Layer {
     }
 
     /** Per position: d1 += g, d2 += g * (x - m); summed over the plane afterwards (a chain of additions would not vectorize). */
-    private static void gradientSums(float[] g, float[] x, float m, float[] d1, float[] d2) {
+    private static void gradientSums(float[] g, float[] x, float[] m, float[] d1, float[] d2) {
         for (int i = 0; i < g.length; i++) {
             d1[i] += g[i];
-            d2[i] += g[i] * (x[i] - m);
+            d2[i] += g[i] * (x[i] - m[i]);
         }
     }
 
     /** x becomes dx = (x - m) * slope + shift + gScale * g. */
-    private static void inputGradient(float[] x, float[] g, float m, float slope, float shift, float gScale) {
-        for (int i = 0; i < x.length; i++) x[i] = (x[i] - m) * slope + shift + gScale * g[i];
+    private static void inputGradient(float[] x, float[] g, float[] m, float[] slope, float[] shift, float[] gScale) {
+        for (int i = 0; i < x.length; i++) x[i] = (x[i] - m[i]) * slope[i] + shift[i] + gScale[i] * g[i];
     }
 }

@@ -9,7 +9,8 @@ import org.nd4j.linalg.api.buffer.DataType;
  * -> BN, plus the shortcut (the identity, or 1x1 conv stride s -> BN where the shape changes), then
  * ReLU. Parameters in PyTorch's order: conv1, bn1, conv2, bn2, then the shortcut's conv and BN.
  *
- * With the fast kernels BN + ReLU and BN + add + ReLU are one FusedBn each; the reference kernels (double)
+ * With the fast kernels the activations are blocked (nChw8c: see Relayout) and BN + ReLU and BN + add +
+ * ReLU are one FusedBn each; the reference kernels (double)
  * run BatchNorm2d and the add and ReLU as written. The BN layers meet their group in the same order in
  * every replica: forward bn1, shortcut BN, bn2; backward bn2, bn1, shortcut BN.
  */
@@ -28,16 +29,16 @@ public final class ResidualBlock implements Layer {
         DataType type = kernels.type();
         boolean fast = kernels == ConvNet.Kernels.FAST;
         int width = block.outWidth(), stride = block.stride();
-        conv1 = new Conv2d(inShape, width, 3, stride, 1, false, true, maxBatch, parallel, type);
+        conv1 = new Conv2d(inShape, width, 3, stride, 1, false, true, maxBatch, parallel, type, fast);
         bn1 = kernels.batchNorm(BnStatistics.next(conv1.outShape(), batchNorms), true, maxBatch, parallel);
-        conv2 = new Conv2d(conv1.outShape(), width, 3, 1, 1, false, true, maxBatch, parallel, type);
+        conv2 = new Conv2d(conv1.outShape(), width, 3, 1, 1, false, true, maxBatch, parallel, type, fast);
         BnStatistics s2 = BnStatistics.next(conv2.outShape(), batchNorms);
-        tail = fast ? new FusedBn(s2, true, true, maxBatch, parallel) : null;
+        tail = fast ? new FusedBn(s2, true, true, OneDnnConv.BLOCK, maxBatch, parallel) : null;
         bn2 = fast ? null : new BatchNorm2d(s2, false, maxBatch, parallel, type);
         outShape = conv2.outShape();
         inSize = Layer.size(inShape);
         if (block.projects()) {
-            shortcutConv = new Conv2d(inShape, width, 1, stride, 0, false, true, maxBatch, parallel, type);
+            shortcutConv = new Conv2d(inShape, width, 1, stride, 0, false, true, maxBatch, parallel, type, fast);
             shortcutBn = kernels.batchNorm(BnStatistics.next(shortcutConv.outShape(), batchNorms), false, maxBatch, parallel);
         } else {
             shortcutConv = null;

@@ -66,11 +66,14 @@ final class Shards implements AutoCloseable {
         /** The stem (conv 3x3 -> BN -> ReLU), the residual blocks and the global average pool; returns the shape they leave. */
         private int[] addResidual(NetSpec spec, int[] shape, int capacity, ConvNet.Kernels kernels) {
             DataType type = kernels.type();
+            boolean fast = kernels == ConvNet.Kernels.FAST;
             add("conv1", new Conv2d(shape, spec.stemWidth(), 3, 1, 1, false, false, capacity, parallel, type));
+            if (fast) add("to-blocked", new Relayout(last().outShape(), true, capacity));
             add("bn1+relu", kernels.batchNorm(BnStatistics.next(last().outShape(), batchNorms), true, capacity, parallel));
             for (NetSpec.Block block : spec.blocks()) {
                 add("stage" + block.stage() + ".block" + block.index(), new ResidualBlock(block, last().outShape(), batchNorms, capacity, parallel, kernels));
             }
+            if (fast) add("to-nchw", new Relayout(last().outShape(), false, capacity));
             add("avgpool", new GlobalAvgPool(last().outShape(), capacity, type));
             return last().outShape();
         }
