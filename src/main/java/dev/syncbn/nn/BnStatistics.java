@@ -142,19 +142,23 @@ public final class BnStatistics {
                     x.get((s * rows + k) * rowLength, row, 0, rowLength);
                     accumulate(row, sum, sumOfSquares);
                 }
-                double[] s1 = new double[lanes], s2 = new double[lanes];
-                for (int i = 0; i < rowLength; i++) {
-                    s1[i % lanes] += sum[i];
-                    s2[i % lanes] += sumOfSquares[i];
-                }
-                for (int j = 0; j < lanes; j++) {
-                    sums[k * lanes + j] = s1[j];
-                    sums[channels + k * lanes + j] = s2[j];
-                }
+                sumPerChannel(sum, lanes, k, sums, 0);
+                sumPerChannel(sumOfSquares, lanes, k, sums, channels);
             }
         });
         sums[2 * channels] = (double) n * shape[1] * shape[2];
         return sums;
+    }
+
+    /**
+     * into[first + c] = the sum (in double) of row's values of channel c, for the channels of row k of
+     * activations in blocks of lanes (lanes j of row k is channel k * lanes + j; for lanes 1 the row is
+     * channel k's plane).
+     */
+    static void sumPerChannel(float[] row, int lanes, int k, double[] into, int first) {
+        double[] lane = new double[lanes];
+        for (int i = 0; i < row.length; i++) lane[i % lanes] += row[i];
+        for (int j = 0; j < lanes; j++) into[first + k * lanes + j] = lane[j];
     }
 
     private static void accumulate(float[] x, float[] sum, float[] sumOfSquares) {

@@ -31,7 +31,10 @@ public final class Conv2d implements Layer {
     private final INDArray weightGradT; // the direct path's dW^T [taps, outC]
     private final boolean oneDnn, blocked;
     private final Map<Integer, OneDnnConv> oneDnnByBatch = new HashMap<>();
-    private final List<Buf> oneDnnScratch = new ArrayList<>();
+    private final Map<Integer, Buf> oneDnnScratch = new HashMap<>(); // the i-th copy, as large as the largest batch's
+    // Every copy ever made: the primitives of a smaller batch keep the address of the one a larger batch
+    // replaced, so it must stay reachable (ND4J frees an unreachable buffer) until close frees them all.
+    private final List<Buf> oneDnnScratchMade = new ArrayList<>();
     private INDArray weight, bias, dWeight, dBias;
     private Buf params, grads;
     private int offset;
@@ -67,14 +70,13 @@ public final class Conv2d implements Layer {
         }
         this.inputGradient = inputGradient;
         this.parallel = parallel;
-        boolean oneDnnFloat = inputGradient && !hasBias && type == DataType.FLOAT; // see oneDnn below
-        this.out = oneDnnFloat ? Buf.aligned((long) maxBatch * outC * outH * outW) : Buf.zeros(type, (long) maxBatch * outC * outH * outW);
-        this.dx = !inputGradient ? null : oneDnnFloat ? Buf.aligned((long) maxBatch * inC * inH * inW) : Buf.zeros(type, (long) maxBatch * inC * inH * inW);
+        this.oneDnn = inputGradient && !hasBias && type == DataType.FLOAT;
+        this.out = activations(type, (long) maxBatch * outC * outH * outW);
+        this.dx = inputGradient ? activations(type, (long) maxBatch * inC * inH * inW) : null;
         this.dyByChannel = inputGradient ? null : Buf.zeros(type, (long) outC * maxBatch * outH * outW);
         this.shifted = inputGradient ? null : Buf.zeros(type, (long) maxBatch * outH * outW * inC * k * k);
         this.direct = !inputGradient && stride == 1 && 2 * pad == k - 1 && type == DataType.FLOAT;
         this.weightGradT = direct ? Nd4j.create(type, inC * k * k, outC) : null;
-        this.oneDnn = oneDnnFloat;
         this.blocked = blocked;
         if (blocked && (!oneDnn || inC % OneDnnConv.BLOCK != 0 || outC % OneDnnConv.BLOCK != 0)) {
             throw new IllegalArgumentException("a blocked convolution runs on oneDNN, with channels in multiples of " + OneDnnConv.BLOCK
@@ -87,26 +89,32 @@ public final class Conv2d implements Layer {
         return oneDnnByBatch.computeIfAbsent(n, size -> new OneDnnConv(size, inC, inH, inW, outC, k, stride, pad, blocked, this::scratch));
     }
 
+    /** A buffer of activations or their gradients: aligned where oneDNN reads and writes it in place. */
+    private Buf activations(DataType type, long length) {
+        return oneDnn ? Buf.aligned(length) : Buf.zeros(type, length);
+    }
+
     /** The oneDNN primitives' blocked copies made so far (for a test that close frees them). */
     List<Buf> oneDnnScratch() {
-        return oneDnnScratch.stream().filter(b -> b != null).toList();
+        return List.copyOf(oneDnnScratchMade);
     }
 
     @Override
     public void close() {
         oneDnnByBatch.values().forEach(OneDnnConv::close);
         oneDnnByBatch.clear();
-        Buf.closeAll(oneDnnScratch());
+        Buf.closeAll(oneDnnScratchMade);
+        oneDnnScratchMade.clear();
         oneDnnScratch.clear();
     }
 
     /** The i-th of the oneDNN primitives' blocked copies, at least bytes long: one set serves every batch size. */
     private Buf scratch(int i, long bytes) {
-        while (oneDnnScratch.size() <= i) oneDnnScratch.add(null);
         Buf b = oneDnnScratch.get(i);
         if (b == null || 4L * b.length() < bytes) {
-            b = Buf.zeros(DataType.FLOAT, (bytes + 3) / 4);
-            oneDnnScratch.set(i, b);
+            b = Buf.aligned((bytes + 3) / 4);
+            oneDnnScratch.put(i, b);
+            oneDnnScratchMade.add(b);
         }
         return b;
     }

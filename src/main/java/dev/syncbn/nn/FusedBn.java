@@ -147,8 +147,8 @@ public final class FusedBn implements Layer {
                     x.get(at, row, 0, rowLength);
                     gradientSums(g, row, means[k], d1, d2);
                 }
-                addPerChannel(d1, k, sums, 0);
-                addPerChannel(d2, k, sums, channels);
+                BnStatistics.sumPerChannel(d1, lanes, k, sums, 0);
+                BnStatistics.sumPerChannel(d2, lanes, k, sums, channels);
             }
         });
         for (int c = 0; c < channels; c++) sums[channels + c] *= bn.invStd(c);
@@ -184,13 +184,6 @@ public final class FusedBn implements Layer {
             for (int i = 0; i < rowLength; i++) out[k][i] = perChannel[k * lanes + i % lanes];
         }
         return out;
-    }
-
-    /** into[first + c] = the sum (in double) of v over row k's positions of channel c. */
-    private void addPerChannel(float[] v, int k, double[] into, int first) {
-        double[] lane = new double[lanes];
-        for (int i = 0; i < rowLength; i++) lane[i % lanes] += v[i];
-        for (int j = 0; j < lanes; j++) into[first + k * lanes + j] = lane[j];
     }
 
     private static void affine(float[] x, float[] scale, float[] shift) {

@@ -47,12 +47,12 @@ final class OneDnnConv {
     static final engine CPU = new engine(engine.kind.cpu, 0);
     // What a user memory points at until its first call sets it (JavaCPP refuses a null address).
     static final Pointer UNSET = new BytePointer(1);
-    private static final long ALIGNMENT = 64;
 
     private final stream stream = new stream(CPU);
     private final memory userSrc, userWeights, userDst;
     private final memory src, weights, dst;
-    private final primitive forward, srcIn, weightsIn, dstOut;
+    private final primitive forward;
+    private final reorder srcIn, weightsIn, dstOut;
     private final IntMemoryMap forwardArgs = new IntMemoryMap();
     private final convolution_forward.primitive_desc forwardDesc;
     private final long[] srcDims, weightDims, dstDims, strides, padding;
@@ -101,7 +101,7 @@ final class OneDnnConv {
         forwardArgs.put(DNNL_ARG_DST, dst);
     }
 
-    /** Where a layer's blocked copies live: the i-th of them, at least bytes long (one set for every n). */
+    /** Where a layer's blocked copies live: the i-th of them, at least bytes long and 64-byte aligned (one set for every n). */
     interface Scratch {
         Buf get(int i, long bytes);
     }
@@ -146,7 +146,8 @@ final class OneDnnConv {
         final memory userDiffSrc = new memory(plain(srcDims, activations), CPU, UNSET);
         final memory userDiffWeights = new memory(plain(weightDims, memory.format_tag.oihw), CPU, UNSET);
         final memory dataDiffDst, dataWeights, diffSrc, weightsSrc, weightsDiffDst, diffWeights;
-        final primitive data, weightGrad, dataDiffDstIn, dataWeightsIn, diffSrcOut, weightsSrcIn, weightsDiffDstIn, diffWeightsOut;
+        final primitive data, weightGrad;
+        final reorder dataDiffDstIn, dataWeightsIn, diffSrcOut, weightsSrcIn, weightsDiffDstIn, diffWeightsOut;
         final IntMemoryMap dataArgs = new IntMemoryMap(), weightArgs = new IntMemoryMap();
 
         Backward() {
@@ -212,17 +213,14 @@ final class OneDnnConv {
         for (Pointer p : pointers) if (p != null) p.close();
     }
 
-    private void run(primitive reorder, memory from, memory to) {
-        if (reorder != null) ((reorder) reorder).execute(stream, from, to);
+    private void run(reorder reorder, memory from, memory to) {
+        if (reorder != null) reorder.execute(stream, from, to);
     }
 
     /** user itself if the primitive takes the user's layout, else a memory of that layout in scratch buffer i. */
     private static memory inner(memory.desc wanted, memory user, Scratch scratch, int i) {
         if (wanted.equals(user.get_desc())) return user;
-        // oneDNN's kernels load whole cache lines of a blocked layout: at ND4J's 16-byte alignment each
-        // convolution took 30% longer in the network than on memory oneDNN allocated.
-        long at = scratch.get(i, wanted.get_size() + ALIGNMENT).address();
-        return new memory(wanted, CPU, new Address((at + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT));
+        return new memory(wanted, CPU, new Address(scratch.get(i, wanted.get_size()).address()));
     }
 
     private static memory.desc any(long[] dims) {
