@@ -27,6 +27,7 @@ public final class FusedBn implements Layer {
     private final Parallel parallel;
     private final Buf out, dx, dShortcut;
     private Buf lastInput;
+    private float[][] lastScales, lastShifts; // the training forward's, per row: backward's ReLU mask without reading the output
 
     /**
      * relu: apply ReLU last; residual: forward takes a shortcut to add before it (forward(x, shortcut, n,
@@ -96,6 +97,10 @@ public final class FusedBn implements Layer {
             shift[c] = (float) (bn.beta(c) - sc * (training ? bn.mean(c) : bn.runningMean(c)));
         }
         float[][] scales = expand(scale), shifts = expand(shift);
+        if (training) {
+            lastScales = scales;
+            lastShifts = shifts;
+        }
         FloatBuffer y = out.floats(), r = shortcut == null ? null : shortcut.floats();
         parallel.forRange(n * rows, (p0, p1) -> {
             float[] row = new float[rowLength], add = new float[rowLength];
@@ -126,6 +131,7 @@ public final class FusedBn implements Layer {
             return dx;
         }
         FloatBuffer x = lastInput.floats(), dy = dyBuf.floats(), y = out.floats(), gOut = residual ? dShortcut.floats() : null;
+        float[][] scales = lastScales, shifts = lastShifts;
         float[] batchMean = new float[channels];
         for (int c = 0; c < channels; c++) batchMean[c] = (float) bn.mean(c);
         float[][] means = expand(batchMean);
@@ -139,12 +145,14 @@ public final class FusedBn implements Layer {
                 for (int s = 0; s < n; s++) {
                     int at = (s * rows + k) * rowLength;
                     dy.get(at, g, 0, rowLength);
-                    if (relu) {
+                    x.get(at, row, 0, rowLength);
+                    if (relu && residual) {
                         y.get(at, output, 0, rowLength);
                         mask(g, output);
+                    } else if (relu) {
+                        maskByInput(g, row, scales[k], shifts[k]);
                     }
                     if (gOut != null) gOut.put(at, g, 0, rowLength);
-                    x.get(at, row, 0, rowLength);
                     gradientSums(g, row, means[k], d1, d2);
                 }
                 BnStatistics.sumPerChannel(d1, lanes, k, sums, 0);
@@ -157,19 +165,16 @@ public final class FusedBn implements Layer {
         float[][] mean = expand(ig.mean()), slope = expand(ig.slope()), shift = expand(ig.shift()), gScale = expand(ig.gScale());
         FloatBuffer d = dx.floats();
         parallel.forRange(n * rows, (p0, p1) -> {
-            float[] row = new float[rowLength], g = new float[rowLength], output = new float[rowLength];
+            float[] row = new float[rowLength], g = new float[rowLength];
             for (int p = p0; p < p1; p++) {
                 int k = p % rows, at = p * rowLength;
+                x.get(at, row, 0, rowLength);
                 if (gOut != null) {
                     gOut.get(at, g, 0, rowLength);
                 } else {
                     dy.get(at, g, 0, rowLength);
-                    if (relu) {
-                        y.get(at, output, 0, rowLength);
-                        mask(g, output);
-                    }
+                    if (relu) maskByInput(g, row, scales[k], shifts[k]);
                 }
-                x.get(at, row, 0, rowLength);
                 inputGradient(row, g, mean[k], slope[k], shift[k], gScale[k]);
                 d.put(at, row, 0, rowLength);
             }
@@ -181,7 +186,10 @@ public final class FusedBn implements Layer {
     private float[][] expand(float[] perChannel) {
         float[][] out = new float[rows][rowLength];
         for (int k = 0; k < rows; k++) {
-            for (int i = 0; i < rowLength; i++) out[k][i] = perChannel[k * lanes + i % lanes];
+            System.arraycopy(perChannel, k * lanes, out[k], 0, lanes);
+            for (int filled = lanes; filled < rowLength; filled *= 2) {
+                System.arraycopy(out[k], 0, out[k], filled, Math.min(filled, rowLength - filled));
+            }
         }
         return out;
     }
@@ -205,6 +213,17 @@ public final class FusedBn implements Layer {
      */
     private static void mask(float[] g, float[] output) {
         for (int i = 0; i < g.length; i++) g[i] *= Math.min(output[i] * 0x1p127f * 0x1p24f, 1f);
+    }
+
+    /**
+     * mask(g, y) where y = relu(x * scale + shift), the forward's output without the shortcut, computed
+     * as the forward did (the same float operations, so the same mask) instead of read back from memory.
+     */
+    private static void maskByInput(float[] g, float[] x, float[] scale, float[] shift) {
+        for (int i = 0; i < g.length; i++) {
+            float v = x[i] * scale[i] + shift[i];
+            g[i] *= Math.min((v + Math.abs(v)) * 0.5f * 0x1p127f * 0x1p24f, 1f);
+        }
     }
 
     /** Per position: d1 += g, d2 += g * (x - m); summed over the plane afterwards (a chain of additions would not vectorize). */
