@@ -1,6 +1,5 @@
 package dev.syncbn.nn;
 
-import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -10,7 +9,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  * statistics, their reductions over the sync group and the running update are BnStatistics'. The sums
  * are accumulated in double, which keeps S2/N - mean^2 accurate for float activations.
  */
-public final class BatchNorm2d implements Layer {
+public final class BatchNorm2d implements BnLayer {
     private final BnStatistics stats;
     private final int channels, plane, maxBatch;
     private final boolean relu;
@@ -37,7 +36,7 @@ public final class BatchNorm2d implements Layer {
         this.type = type;
     }
 
-    /** Its bookkeeping: reducer, running statistics, batch statistics. */
+    @Override
     public BnStatistics statistics() {
         return stats;
     }
@@ -45,21 +44,6 @@ public final class BatchNorm2d implements Layer {
     @Override
     public int[] outShape() {
         return stats.shape();
-    }
-
-    @Override
-    public int paramCount() {
-        return stats.paramCount();
-    }
-
-    @Override
-    public void bindParams(Buf params, Buf grads, int offset) {
-        stats.bindParams(params, grads, offset);
-    }
-
-    @Override
-    public void initParams(SplittableRandom rng) {
-        stats.initParams(rng);
     }
 
     @Override

@@ -2,7 +2,6 @@ package dev.syncbn.nn;
 
 import java.nio.FloatBuffer;
 import java.util.Arrays;
-import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -21,7 +20,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  * an affine map of x for every element plus gamma * invStd * g at the winners. Each plane is copied into
  * a float[] with one bulk get, so that HotSpot vectorizes the element loops.
  */
-public final class BnReluPool implements Layer {
+public final class BnReluPool implements BnLayer {
     private final BnStatistics bn;
     private final int channels, inH, inW, plane, k, outH, outW, outPlane;
     private final Parallel parallel;
@@ -49,23 +48,13 @@ public final class BnReluPool implements Layer {
     }
 
     @Override
+    public BnStatistics statistics() {
+        return bn;
+    }
+
+    @Override
     public int[] outShape() {
         return new int[] {channels, outH, outW};
-    }
-
-    @Override
-    public int paramCount() {
-        return bn.paramCount();
-    }
-
-    @Override
-    public void bindParams(Buf params, Buf grads, int offset) {
-        bn.bindParams(params, grads, offset);
-    }
-
-    @Override
-    public void initParams(SplittableRandom rng) {
-        bn.initParams(rng);
     }
 
     @Override

@@ -34,7 +34,7 @@ public final class ConvNet implements AutoCloseable {
         }
 
         /** BN over stats, then ReLU if relu: the fused float layer on blocked activations, or the reference BatchNorm2d. */
-        Layer batchNorm(BnStatistics stats, boolean relu, int maxBatch, Parallel parallel) {
+        BnLayer batchNorm(BnStatistics stats, boolean relu, int maxBatch, Parallel parallel) {
             return this == FAST ? new FusedBn(stats, relu, false, OneDnnConv.BLOCK, maxBatch, parallel) : new BatchNorm2d(stats, relu, maxBatch, parallel, type);
         }
     }

@@ -2,7 +2,6 @@ package dev.syncbn.nn;
 
 import java.nio.FloatBuffer;
 import java.util.Arrays;
-import java.util.SplittableRandom;
 
 /**
  * Batch norm in float, optionally followed by the residual add of a shortcut and by ReLU, each way in
@@ -20,7 +19,7 @@ import java.util.SplittableRandom;
  * per-channel values laid out as one row (expand); the element loops are small static methods over
  * arrays indexed from 0, which HotSpot vectorizes (see Conv2d.axpy).
  */
-public final class FusedBn implements Layer {
+public final class FusedBn implements BnLayer {
     private final BnStatistics bn;
     private final boolean relu, residual;
     private final int channels, plane, lanes, rows, rowLength; // rows per sample, of rowLength values
@@ -52,23 +51,13 @@ public final class FusedBn implements Layer {
     }
 
     @Override
+    public BnStatistics statistics() {
+        return bn;
+    }
+
+    @Override
     public int[] outShape() {
         return bn.shape();
-    }
-
-    @Override
-    public int paramCount() {
-        return bn.paramCount();
-    }
-
-    @Override
-    public void bindParams(Buf params, Buf grads, int offset) {
-        bn.bindParams(params, grads, offset);
-    }
-
-    @Override
-    public void initParams(SplittableRandom rng) {
-        bn.initParams(rng);
     }
 
     @Override

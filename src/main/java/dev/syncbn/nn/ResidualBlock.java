@@ -16,7 +16,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  */
 public final class ResidualBlock implements Layer {
     private final Conv2d conv1, conv2, shortcutConv;
-    private final Layer bn1, shortcutBn;
+    private final BnLayer bn1, shortcutBn;
     private final FusedBn tail; // fast: bn2 + add + ReLU
     private final BatchNorm2d bn2; // reference: bn2, followed by the add and ReLU here
     private final int[] outShape;

@@ -3,9 +3,11 @@ package dev.syncbn.nn;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
-import org.nd4j.linalg.api.buffer.DataType;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static dev.syncbn.nn.BnTwins.F;
+import static dev.syncbn.nn.BnTwins.random;
+import static dev.syncbn.nn.BnTwins.relativeError;
 
 /**
  * The residual networks' fused float BN (BN + ReLU, and BN + add + ReLU) against BatchNorm2d followed by
@@ -13,7 +15,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * compared after putting them back in NCHW order).
  */
 class FusedBnTest {
-    private static final DataType F = DataType.FLOAT;
     private final Parallel parallel = new Parallel(2);
 
     @Test
@@ -31,21 +32,9 @@ class FusedBnTest {
     private void check(int[] shape, int lanes, boolean residual, Random rng) {
         int c = shape[0], max = 5, n = 4, size = Layer.size(shape), length = n * size;
         String what = Arrays.toString(shape) + " lanes " + lanes + (residual ? " with the add" : "");
-        Buf params = Buf.zeros(F, 2 * c);
-        for (int i = 0; i < c; i++) {
-            params.set(i, rng.nextGaussian());
-            params.set(c + i, rng.nextGaussian() * 0.5);
-        }
-        BnStatistics stats = new BnStatistics(shape, 0);
-        FusedBn fused = new FusedBn(stats, true, residual, lanes, max, parallel);
+        FusedBn fused = new FusedBn(new BnStatistics(shape, 0), true, residual, lanes, max, parallel);
         BatchNorm2d bn = new BatchNorm2d(shape, 0, !residual, max, parallel, F);
-        Buf fusedGrads = Buf.zeros(F, 2 * c), grads = Buf.zeros(F, 2 * c), fusedState = Buf.zeros(F, 2 * c), state = Buf.zeros(F, 2 * c);
-        fused.bindParams(params, fusedGrads, 0);
-        bn.bindParams(params, grads, 0);
-        stats.bindState(fusedState, 0);
-        bn.statistics().bindState(state, 0);
-        stats.initState();
-        bn.statistics().initState();
+        BnTwins t = new BnTwins(fused, bn, rng);
         for (int step = 0; step < 3; step++) {
             Buf x = random(max * size, rng, 2, step == 1 ? 5 : 0), shortcut = random(max * size, rng, 1, 0);
             Buf out = residual ? fused.forward(layout(x, shape, n, lanes), layout(shortcut, shape, n, lanes), n, true)
@@ -54,14 +43,14 @@ class FusedBnTest {
             Buf sum = Buf.zeros(F, max * size);
             for (int i = 0; i < length; i++) sum.set(i, residual ? Math.max(0, expected.get(i) + shortcut.get(i)) : expected.get(i));
             assertClose(sum, nchw(out, shape, n, lanes), length, 1e-5, "forward " + what);
-            assertClose(state, fusedState, 2 * c, 1e-5, "running statistics " + what);
+            assertClose(t.state, t.fusedState, 2 * c, 1e-5, "running statistics " + what);
 
             Buf dy = random(max * size, rng, 1, 0), atSum = Buf.zeros(F, max * size);
             for (int i = 0; i < length; i++) atSum.set(i, sum.get(i) > 0 ? dy.get(i) : 0);
             Buf dx = fused.backward(layout(dy, shape, n, lanes), n);
             Buf expectedDx = bn.backward(residual ? atSum : dy, n);
             assertClose(expectedDx, nchw(dx, shape, n, lanes), length, 1e-4, "dx " + what);
-            assertClose(grads, fusedGrads, 2 * c, 1e-4, "dgamma, dbeta " + what);
+            assertClose(t.grads, t.fusedGrads, 2 * c, 1e-4, "dgamma, dbeta " + what);
             if (residual) assertClose(atSum, nchw(fused.residualGradient(), shape, n, lanes), length, 1e-6, "the shortcut's gradient " + what);
         }
     }
@@ -89,18 +78,8 @@ class FusedBnTest {
         return ((s * (shape[0] / lanes) + c / lanes) * plane + p) * lanes + c % lanes;
     }
 
-    private static Buf random(int length, Random rng, double scale, double shift) {
-        Buf b = Buf.zeros(F, length);
-        for (int i = 0; i < length; i++) b.set(i, rng.nextGaussian() * scale + shift);
-        return b;
-    }
-
     private static void assertClose(Buf expected, Buf actual, int length, double tolerance, String what) {
-        double err = 0, max = 1e-30;
-        for (int i = 0; i < length; i++) {
-            err = Math.max(err, Math.abs(expected.get(i) - actual.get(i)));
-            max = Math.max(max, Math.abs(expected.get(i)));
-        }
-        assertTrue(err / max <= tolerance, what + ": relative error " + err / max);
+        double err = relativeError(actual, expected, length);
+        assertTrue(err <= tolerance, what + ": relative error " + err);
     }
 }
