@@ -15,14 +15,14 @@ import java.util.Arrays;
  *
  * The activations are NCHW (lanes 1) or nChw8c (lanes 8: OneDnnConv.BLOCK channels interleaved, the
  * residual networks' float path). Either way the loops run over rows, a plane of one channel (lanes 1)
- * or of one block of channels (lanes 8), each copied into a float[] with one bulk get, against
- * per-channel values laid out as one row (expand); the element loops are small static methods over
- * arrays indexed from 0, which HotSpot vectorizes (see Conv2d.axpy).
+ * or of one block of channels (lanes 8), copied into float[]s a chunk at a time (BnStatistics.chunk) with
+ * bulk gets, against per-channel values laid out as one chunk (expand); the element loops are small
+ * static methods over arrays indexed from 0, which HotSpot vectorizes (see Conv2d.axpy).
  */
 public final class FusedBn implements BnLayer {
     private final BnStatistics bn;
     private final boolean relu, residual;
-    private final int channels, plane, lanes, rows, rowLength; // rows per sample, of rowLength values
+    private final int channels, plane, lanes, rows, rowLength, chunk; // rows per sample, of rowLength values, taken chunk at a time
     private final Parallel parallel;
     private final Buf out, dx, dShortcut;
     private Buf lastInput;
@@ -43,6 +43,7 @@ public final class FusedBn implements BnLayer {
         this.lanes = lanes;
         this.rows = channels / lanes;
         this.rowLength = plane * lanes;
+        this.chunk = BnStatistics.chunk(rowLength, lanes);
         this.parallel = parallel;
         long size = (long) maxBatch * channels * plane;
         this.out = Buf.aligned(size);
@@ -92,17 +93,20 @@ public final class FusedBn implements BnLayer {
         }
         FloatBuffer y = out.floats(), r = shortcut == null ? null : shortcut.floats();
         parallel.forRange(n * rows, (p0, p1) -> {
-            float[] row = new float[rowLength], add = new float[rowLength];
+            float[] part = new float[chunk], add = new float[chunk];
             for (int p = p0; p < p1; p++) {
                 int k = p % rows;
-                x.get(p * rowLength, row, 0, rowLength);
-                affine(row, scales[k], shifts[k]);
-                if (r != null) {
-                    r.get(p * rowLength, add, 0, rowLength);
-                    addTo(row, add);
+                for (int from = 0; from < rowLength; from += chunk) {
+                    int at = p * rowLength + from, length = Math.min(chunk, rowLength - from);
+                    x.get(at, part, 0, length);
+                    affine(part, scales[k], shifts[k], length);
+                    if (r != null) {
+                        r.get(at, add, 0, length);
+                        addTo(part, add, length);
+                    }
+                    if (relu) relu(part, length);
+                    y.put(at, part, 0, length);
                 }
-                if (relu) relu(row);
-                y.put(p * rowLength, row, 0, rowLength);
             }
         });
         return out;
@@ -126,26 +130,28 @@ public final class FusedBn implements BnLayer {
         float[][] means = expand(batchMean);
         double[] sums = new double[2 * channels];
         parallel.forRange(rows, (k0, k1) -> {
-            float[] row = new float[rowLength], g = new float[rowLength], output = new float[rowLength];
-            float[] d1 = new float[rowLength], d2 = new float[rowLength];
+            float[] part = new float[chunk], g = new float[chunk], output = new float[chunk], d1 = new float[chunk], d2 = new float[chunk];
             for (int k = k0; k < k1; k++) {
-                Arrays.fill(d1, 0f);
-                Arrays.fill(d2, 0f);
-                for (int s = 0; s < n; s++) {
-                    int at = (s * rows + k) * rowLength;
-                    dy.get(at, g, 0, rowLength);
-                    x.get(at, row, 0, rowLength);
-                    if (relu && residual) {
-                        y.get(at, output, 0, rowLength);
-                        mask(g, output);
-                    } else if (relu) {
-                        maskByInput(g, row, scales[k], shifts[k]);
+                for (int from = 0; from < rowLength; from += chunk) {
+                    int length = Math.min(chunk, rowLength - from);
+                    Arrays.fill(d1, 0f);
+                    Arrays.fill(d2, 0f);
+                    for (int s = 0; s < n; s++) {
+                        int at = (s * rows + k) * rowLength + from;
+                        dy.get(at, g, 0, length);
+                        x.get(at, part, 0, length);
+                        if (relu && residual) {
+                            y.get(at, output, 0, length);
+                            mask(g, output, length);
+                        } else if (relu) {
+                            maskByInput(g, part, scales[k], shifts[k], length);
+                        }
+                        if (gOut != null) gOut.put(at, g, 0, length);
+                        gradientSums(g, part, means[k], d1, d2, length);
                     }
-                    if (gOut != null) gOut.put(at, g, 0, rowLength);
-                    gradientSums(g, row, means[k], d1, d2);
+                    BnStatistics.addPerChannel(d1, length, lanes, k, sums, 0);
+                    BnStatistics.addPerChannel(d2, length, lanes, k, sums, channels);
                 }
-                BnStatistics.sumPerChannel(d1, lanes, k, sums, 0);
-                BnStatistics.sumPerChannel(d2, lanes, k, sums, channels);
             }
         });
         for (int c = 0; c < channels; c++) sums[channels + c] *= bn.invStd(c);
@@ -154,45 +160,48 @@ public final class FusedBn implements BnLayer {
         float[][] mean = expand(ig.mean()), slope = expand(ig.slope()), shift = expand(ig.shift()), gScale = expand(ig.gScale());
         FloatBuffer d = dx.floats();
         parallel.forRange(n * rows, (p0, p1) -> {
-            float[] row = new float[rowLength], g = new float[rowLength];
+            float[] part = new float[chunk], g = new float[chunk];
             for (int p = p0; p < p1; p++) {
-                int k = p % rows, at = p * rowLength;
-                x.get(at, row, 0, rowLength);
-                if (gOut != null) {
-                    gOut.get(at, g, 0, rowLength);
-                } else {
-                    dy.get(at, g, 0, rowLength);
-                    if (relu) maskByInput(g, row, scales[k], shifts[k]);
+                int k = p % rows;
+                for (int from = 0; from < rowLength; from += chunk) {
+                    int at = p * rowLength + from, length = Math.min(chunk, rowLength - from);
+                    x.get(at, part, 0, length);
+                    if (gOut != null) {
+                        gOut.get(at, g, 0, length);
+                    } else {
+                        dy.get(at, g, 0, length);
+                        if (relu) maskByInput(g, part, scales[k], shifts[k], length);
+                    }
+                    inputGradient(part, g, mean[k], slope[k], shift[k], gScale[k], length);
+                    d.put(at, part, 0, length);
                 }
-                inputGradient(row, g, mean[k], slope[k], shift[k], gScale[k]);
-                d.put(at, row, 0, rowLength);
             }
         });
         return dx;
     }
 
-    /** Per row of a sample, a per-channel value at every position of the row. */
+    /** Per row of a sample, a per-channel value at every position of a chunk of the row (the same for every chunk). */
     private float[][] expand(float[] perChannel) {
-        float[][] out = new float[rows][rowLength];
+        float[][] out = new float[rows][chunk];
         for (int k = 0; k < rows; k++) {
             System.arraycopy(perChannel, k * lanes, out[k], 0, lanes);
-            for (int filled = lanes; filled < rowLength; filled *= 2) {
-                System.arraycopy(out[k], 0, out[k], filled, Math.min(filled, rowLength - filled));
+            for (int filled = lanes; filled < chunk; filled *= 2) {
+                System.arraycopy(out[k], 0, out[k], filled, Math.min(filled, chunk - filled));
             }
         }
         return out;
     }
 
-    private static void affine(float[] x, float[] scale, float[] shift) {
-        for (int i = 0; i < x.length; i++) x[i] = x[i] * scale[i] + shift[i];
+    private static void affine(float[] x, float[] scale, float[] shift, int length) {
+        for (int i = 0; i < length; i++) x[i] = x[i] * scale[i] + shift[i];
     }
 
-    private static void addTo(float[] x, float[] add) {
-        for (int i = 0; i < x.length; i++) x[i] += add[i];
+    private static void addTo(float[] x, float[] add, int length) {
+        for (int i = 0; i < length; i++) x[i] += add[i];
     }
 
-    private static void relu(float[] x) {
-        for (int i = 0; i < x.length; i++) x[i] = (x[i] + Math.abs(x[i])) * 0.5f; // without a branch: half the values are negative
+    private static void relu(float[] x, int length) {
+        for (int i = 0; i < length; i++) x[i] = (x[i] + Math.abs(x[i])) * 0.5f; // without a branch: half the values are negative
     }
 
     /**
@@ -200,31 +209,31 @@ public final class FusedBn implements BnLayer {
      * float (2^127 * 2^24 lifts even the smallest subnormal, 2^-149, past 1): Math.min vectorizes, the
      * sign-bit mask of BnReluPool.positive does not here (0.11 against 0.48 ns per element).
      */
-    private static void mask(float[] g, float[] output) {
-        for (int i = 0; i < g.length; i++) g[i] *= Math.min(output[i] * 0x1p127f * 0x1p24f, 1f);
+    private static void mask(float[] g, float[] output, int length) {
+        for (int i = 0; i < length; i++) g[i] *= Math.min(output[i] * 0x1p127f * 0x1p24f, 1f);
     }
 
     /**
      * mask(g, y) where y = relu(x * scale + shift), the forward's output without the shortcut, computed
      * as the forward did (the same float operations, so the same mask) instead of read back from memory.
      */
-    private static void maskByInput(float[] g, float[] x, float[] scale, float[] shift) {
-        for (int i = 0; i < g.length; i++) {
+    private static void maskByInput(float[] g, float[] x, float[] scale, float[] shift, int length) {
+        for (int i = 0; i < length; i++) {
             float v = x[i] * scale[i] + shift[i];
             g[i] *= Math.min((v + Math.abs(v)) * 0.5f * 0x1p127f * 0x1p24f, 1f);
         }
     }
 
     /** Per position: d1 += g, d2 += g * (x - m); summed over the plane afterwards (a chain of additions would not vectorize). */
-    private static void gradientSums(float[] g, float[] x, float[] m, float[] d1, float[] d2) {
-        for (int i = 0; i < g.length; i++) {
+    private static void gradientSums(float[] g, float[] x, float[] m, float[] d1, float[] d2, int length) {
+        for (int i = 0; i < length; i++) {
             d1[i] += g[i];
             d2[i] += g[i] * (x[i] - m[i]);
         }
     }
 
     /** x becomes dx = (x - m) * slope + shift + gScale * g. */
-    private static void inputGradient(float[] x, float[] g, float[] m, float[] slope, float[] shift, float[] gScale) {
-        for (int i = 0; i < x.length; i++) x[i] = (x[i] - m[i]) * slope[i] + shift[i] + gScale[i] * g[i];
+    private static void inputGradient(float[] x, float[] g, float[] m, float[] slope, float[] shift, float[] gScale, int length) {
+        for (int i = 0; i < length; i++) x[i] = (x[i] - m[i]) * slope[i] + shift[i] + gScale[i] * g[i];
     }
 }
