@@ -22,7 +22,7 @@ class FusedBnTest {
         Random rng = new Random(11);
         for (int lanes : new int[] {1, OneDnnConv.BLOCK}) {
             for (boolean residual : new boolean[] {false, true}) {
-                for (int[] shape : new int[][] {{16, 5, 3}, {8, 7, 7}}) {
+                for (int[] shape : new int[][] {{16, 5, 3}, {8, 7, 7}, {8, 13, 11}}) { // the last: rows of 1,144 values in nChw8c, taken in two chunks
                     check(shape, lanes, residual, rng);
                 }
             }
