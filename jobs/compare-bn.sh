@@ -6,6 +6,6 @@
 # size the default grid to about 20 minutes on a 2-core machine; compare-bn prints its estimate first and
 # refuses a grid over --max-minutes. Examples (the second a residual network, about 20 minutes):
 #   jobs/compare-bn.sh --output out/compare-bn
-#   jobs/compare-bn.sh --net resnet-20 --workers-grid 1,4,16,32 --modes local,sync --seeds 2 --output out/compare-bn-resnet-20
+#   jobs/compare-bn.sh --net resnet-20 --workers-grid 1,4,16,32 --modes local,sync --seeds 4 --output out/compare-bn-resnet-20
 source "$(dirname "$0")/common.sh"
 submit_main compare-bn --epochs 2 --max-train 4096 --max-test 2000 --precise-bn-batches 20 --progress-s 0 "$@"
