@@ -63,7 +63,7 @@ public final class BnReluPool implements BnLayer {
         FloatBuffer x = input.floats();
         float[] mean = new float[channels], scale = new float[channels], beta = new float[channels];
         if (training) {
-            double[] sums = bn.floatSums(x, n, parallel);
+            double[] sums = bn.floatSums(x, n, 1, parallel);
             if (!bn.reduceStatistics(sums)) return out;
         }
         for (int c = 0; c < channels; c++) {

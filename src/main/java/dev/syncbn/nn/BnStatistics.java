@@ -124,12 +124,8 @@ public final class BnStatistics {
      * channel, then the count. Summed per position over the samples in float (at most a few hundred
      * values each), then over the plane in double: a sum across one plane would be a chain of dependent
      * additions that HotSpot does not vectorize; the per-position loop it does (see Conv2d.axpy).
+     * Channels interleaved in blocks of lanes (nChw8c for 8; NCHW for 1).
      */
-    double[] floatSums(FloatBuffer x, int n, Parallel parallel) {
-        return floatSums(x, n, 1, parallel);
-    }
-
-    /** The same of activations whose channels are interleaved in blocks of lanes (nChw8c for 8; NCHW for 1). */
     double[] floatSums(FloatBuffer x, int n, int lanes, Parallel parallel) {
         int rows = channels / lanes, rowLength = shape[1] * shape[2] * lanes, chunk = chunk(rowLength, lanes);
         double[] sums = new double[2 * channels + 1];

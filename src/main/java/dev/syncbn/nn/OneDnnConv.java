@@ -46,7 +46,7 @@ import org.bytedeco.javacpp.Pointer;
 final class OneDnnConv {
     static final engine CPU = new engine(engine.kind.cpu, 0);
     // What a user memory points at until its first call sets it (JavaCPP refuses a null address).
-    static final Pointer UNSET = new BytePointer(1);
+    private static final Pointer UNSET = new BytePointer(1);
 
     private final stream stream = new stream(CPU);
     private final memory userSrc, userWeights, userDst;
@@ -85,9 +85,9 @@ final class OneDnnConv {
         forwardDesc = new convolution_forward.primitive_desc(CPU, prop_kind.forward_training, algorithm.convolution_direct,
                 any(srcDims), any(weightDims), any(dstDims), strides, padding, padding);
         activations = layout(blocked);
-        userSrc = new memory(plain(srcDims, activations), CPU, UNSET);
-        userWeights = new memory(plain(weightDims, memory.format_tag.oihw), CPU, UNSET);
-        userDst = new memory(plain(dstDims, activations), CPU, UNSET);
+        userSrc = userMemory(srcDims, activations);
+        userWeights = userMemory(weightDims, memory.format_tag.oihw);
+        userDst = userMemory(dstDims, activations);
         src = inner(forwardDesc.src_desc(), userSrc, scratch, 0);
         weights = inner(forwardDesc.weights_desc(), userWeights, scratch, 1);
         dst = inner(forwardDesc.dst_desc(), userDst, scratch, 2);
@@ -142,9 +142,9 @@ final class OneDnnConv {
 
     /** The backward primitives, made at the first backward (an evaluating network never needs them). */
     private final class Backward {
-        final memory userDiffDst = new memory(plain(dstDims, activations), CPU, UNSET);
-        final memory userDiffSrc = new memory(plain(srcDims, activations), CPU, UNSET);
-        final memory userDiffWeights = new memory(plain(weightDims, memory.format_tag.oihw), CPU, UNSET);
+        final memory userDiffDst = userMemory(dstDims, activations);
+        final memory userDiffSrc = userMemory(srcDims, activations);
+        final memory userDiffWeights = userMemory(weightDims, memory.format_tag.oihw);
         final memory dataDiffDst, dataWeights, diffSrc, weightsSrc, weightsDiffDst, diffWeights;
         final primitive data, weightGrad;
         final reorder dataDiffDstIn, dataWeightsIn, diffSrcOut, weightsSrcIn, weightsDiffDstIn, diffWeightsOut;
@@ -227,8 +227,9 @@ final class OneDnnConv {
         return new memory.desc(dims, memory.data_type.f32, memory.format_tag.any);
     }
 
-    static memory.desc plain(long[] dims, memory.format_tag tag) {
-        return new memory.desc(dims, memory.data_type.f32, tag);
+    /** A float memory of the layout tag whose address each call sets (set_data_handle): the layer's own buffers. */
+    static memory userMemory(long[] dims, memory.format_tag tag) {
+        return new memory(new memory.desc(dims, memory.data_type.f32, tag), CPU, UNSET);
     }
 
     /** A raw address for oneDNN (JavaCPP's Pointer has no public constructor from one). */

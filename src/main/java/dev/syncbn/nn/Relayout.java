@@ -62,8 +62,8 @@ public final class Relayout implements Layer {
         final reorder toBlocked, toPlain;
 
         Reorders(long[] dims) {
-            plain = new memory(OneDnnConv.plain(dims, OneDnnConv.layout(false)), OneDnnConv.CPU, OneDnnConv.UNSET);
-            blocked = new memory(OneDnnConv.plain(dims, OneDnnConv.layout(true)), OneDnnConv.CPU, OneDnnConv.UNSET);
+            plain = OneDnnConv.userMemory(dims, OneDnnConv.layout(false));
+            blocked = OneDnnConv.userMemory(dims, OneDnnConv.layout(true));
             toBlocked = new reorder(plain, blocked);
             toPlain = new reorder(blocked, plain);
         }
