@@ -162,14 +162,29 @@ public final class BnStatistics {
      * Adds (in double) the first length values of part, the next piece of row k, to into[first + c] per
      * channel c of the row (lane j of row k is channel k * lanes + j; for lanes 1 the row is channel k's
      * plane). Each channel's sum goes on as one chain, in the row's order, whatever the pieces: the same
-     * result as summing the whole row at once. One lane at a time, in a register (an array indexed
-     * i % lanes was a tenth of the fused BN's time).
+     * result as summing the whole row at once. Each chain in a register (an array indexed i % lanes was a
+     * tenth of the fused BN's time), four channels' chains side by side where lanes allow, so that their
+     * additions overlap instead of each waiting for the one before.
      */
     static void addPerChannel(float[] part, int length, int lanes, int k, double[] into, int first) {
-        for (int j = 0; j < lanes; j++) {
-            double sum = into[first + k * lanes + j];
+        int j = 0, at = first + k * lanes;
+        for (; j + 4 <= lanes; j += 4) {
+            double s0 = into[at + j], s1 = into[at + j + 1], s2 = into[at + j + 2], s3 = into[at + j + 3];
+            for (int i = j; i < length; i += lanes) {
+                s0 += part[i];
+                s1 += part[i + 1];
+                s2 += part[i + 2];
+                s3 += part[i + 3];
+            }
+            into[at + j] = s0;
+            into[at + j + 1] = s1;
+            into[at + j + 2] = s2;
+            into[at + j + 3] = s3;
+        }
+        for (; j < lanes; j++) {
+            double sum = into[at + j];
             for (int i = j; i < length; i += lanes) sum += part[i];
-            into[first + k * lanes + j] = sum;
+            into[at + j] = sum;
         }
     }
 

@@ -40,6 +40,7 @@ public final class FusedBn implements BnLayer {
         this.channels = shape[0];
         this.plane = shape[1] * shape[2];
         if (channels % lanes != 0) throw new IllegalArgumentException(channels + " channels in blocks of " + lanes);
+        if (residual && !relu) throw new IllegalArgumentException("a BN that adds a shortcut here ends in ReLU");
         this.lanes = lanes;
         this.rows = channels / lanes;
         this.rowLength = plane * lanes;
@@ -99,12 +100,14 @@ public final class FusedBn implements BnLayer {
                 for (int from = 0; from < rowLength; from += chunk) {
                     int at = p * rowLength + from, length = Math.min(chunk, rowLength - from);
                     x.get(at, part, 0, length);
-                    affine(part, scales[k], shifts[k], length);
                     if (r != null) {
                         r.get(at, add, 0, length);
-                        addTo(part, add, length);
+                        affineAddRelu(part, add, scales[k], shifts[k], length);
+                    } else if (relu) {
+                        affineRelu(part, scales[k], shifts[k], length);
+                    } else {
+                        affine(part, scales[k], shifts[k], length);
                     }
-                    if (relu) relu(part, length);
                     y.put(at, part, 0, length);
                 }
             }
@@ -123,7 +126,10 @@ public final class FusedBn implements BnLayer {
             if (residual) dShortcut.view((long) n * channels * plane).assign(0);
             return dx;
         }
-        FloatBuffer x = lastInput.floats(), dy = dyBuf.floats(), y = out.floats(), gOut = residual ? dShortcut.floats() : null;
+        // The first pass leaves g (dy masked by ReLU) for the second: in the shortcut's gradient, which it
+        // is, or in dx, which the second pass then overwrites in place (one write instead of a second mask).
+        FloatBuffer x = lastInput.floats(), dy = dyBuf.floats(), y = out.floats();
+        FloatBuffer gOut = residual ? dShortcut.floats() : relu ? dx.floats() : null;
         float[][] scales = lastScales, shifts = lastShifts;
         float[] batchMean = new float[channels];
         for (int c = 0; c < channels; c++) batchMean[c] = (float) bn.mean(c);
@@ -166,12 +172,7 @@ public final class FusedBn implements BnLayer {
                 for (int from = 0; from < rowLength; from += chunk) {
                     int at = p * rowLength + from, length = Math.min(chunk, rowLength - from);
                     x.get(at, part, 0, length);
-                    if (gOut != null) {
-                        gOut.get(at, g, 0, length);
-                    } else {
-                        dy.get(at, g, 0, length);
-                        if (relu) maskByInput(g, part, scales[k], shifts[k], length);
-                    }
+                    (gOut != null ? gOut : dy).get(at, g, 0, length);
                     inputGradient(part, g, mean[k], slope[k], shift[k], gScale[k], length);
                     d.put(at, part, 0, length);
                 }
@@ -196,12 +197,19 @@ public final class FusedBn implements BnLayer {
         for (int i = 0; i < length; i++) x[i] = x[i] * scale[i] + shift[i];
     }
 
-    private static void addTo(float[] x, float[] add, int length) {
-        for (int i = 0; i < length; i++) x[i] += add[i];
+    /** ReLU as (v + |v|) / 2, without a branch: half the values are negative. */
+    private static void affineRelu(float[] x, float[] scale, float[] shift, int length) {
+        for (int i = 0; i < length; i++) {
+            float v = x[i] * scale[i] + shift[i];
+            x[i] = (v + Math.abs(v)) * 0.5f;
+        }
     }
 
-    private static void relu(float[] x, int length) {
-        for (int i = 0; i < length; i++) x[i] = (x[i] + Math.abs(x[i])) * 0.5f; // without a branch: half the values are negative
+    private static void affineAddRelu(float[] x, float[] add, float[] scale, float[] shift, int length) {
+        for (int i = 0; i < length; i++) {
+            float v = x[i] * scale[i] + shift[i] + add[i];
+            x[i] = (v + Math.abs(v)) * 0.5f;
+        }
     }
 
     /**
@@ -220,7 +228,7 @@ public final class FusedBn implements BnLayer {
     private static void maskByInput(float[] g, float[] x, float[] scale, float[] shift, int length) {
         for (int i = 0; i < length; i++) {
             float v = x[i] * scale[i] + shift[i];
-            g[i] *= Math.min((v + Math.abs(v)) * 0.5f * 0x1p127f * 0x1p24f, 1f);
+            g[i] *= Math.min((v + Math.abs(v)) * 0x1p127f * 0x1p23f, 1f); // 2v instead of relu(v) = v: 2^-148 * 2^150 > 1
         }
     }
 
