@@ -9,7 +9,7 @@
 #   local against sync BN on 3,200 images); the coordination service's scale model (jobs/bench-protocol.sh);
 #   and, unless --no-accuracy, the 10-epoch test
 #   accuracy of one process and of Spark W=2 x 32 sync BN with seed 1.
-# Needs Debian's python3-torch (apt-get install -y python3-torch) for the peers. About 25 minutes on 2 cores;
+# Needs Debian's python3-torch (apt-get install -y python3-torch) for the peers. About 55 minutes on 2 cores (30 with --rounds 2);
 # run it with nothing else running.
 source "$(dirname "$0")/common.sh"
 help_if_asked "$@"
