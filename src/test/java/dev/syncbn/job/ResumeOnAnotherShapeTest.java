@@ -1,15 +1,14 @@
 package dev.syncbn.job;
 
 import dev.syncbn.data.Dataset;
+import dev.syncbn.spark.LocalSpark;
 import dev.syncbn.spark.SparkData;
-import dev.syncbn.spark.SparkSetup;
 import dev.syncbn.train.TestData;
 import dev.syncbn.train.TrainConfig;
 import dev.syncbn.train.Trainer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -34,8 +33,7 @@ class ResumeOnAnotherShapeTest {
 
     @BeforeAll
     static void start() throws Exception {
-        sc = new JavaSparkContext(SparkSetup.configure(new SparkConf().setMaster("local[4,4]").setAppName("syncbn-test")));
-        sc.setLogLevel("WARN");
+        sc = LocalSpark.start();
         train = TestData.train().head(640);
         test = TestData.test().head(100);
     }

@@ -14,7 +14,6 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntSupplier;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -40,8 +39,7 @@ class ElasticTest {
 
     @BeforeAll
     static void start() throws Exception {
-        sc = new JavaSparkContext(SparkSetup.configure(new SparkConf().setMaster("local[4,4]").setAppName("syncbn-test")));
-        sc.setLogLevel("WARN");
+        sc = LocalSpark.start();
         train = TestData.train().head(1280); // 40 steps of 32: a snapshot at step 32
         test = TestData.test().head(100);
     }

@@ -23,7 +23,6 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerStageSubmitted;
@@ -47,8 +46,7 @@ class SparkTrainingTest {
 
     @BeforeAll
     static void start() throws Exception {
-        sc = new JavaSparkContext(SparkSetup.configure(new SparkConf().setMaster("local[4,4]").setAppName("syncbn-test")));
-        sc.setLogLevel("WARN");
+        sc = LocalSpark.start();
         train = TestData.train();
         test = TestData.test().head(200);
     }
