@@ -33,13 +33,16 @@ kv() { grep -oE "(^| )$2=[^ ]*" "$1" | tail -n 1 | sed 's/.*=//'; } # the last v
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # The median of the arguments (numbers), printed as given or, for an even count, the mean of the middle two.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# A table's median row for one setting from its rounds' columns (each a space-separated list; ratios as they are,
-# counts rounded): "| threads | batch | median | col1 | col2 | ... |", or nothing below 3 rounds.
+# The median row of one setting's round rows ("| threads | batch | round | value | ... |", one a line): each value
+# column's median over the rounds, to two places where the column has decimals (ratios), else whole; nothing
+# below 3 rounds.
 median_row() {
   [ "$ROUNDS" -ge 3 ] || return 0
-  local row="| $1 | $2 | median |" col; shift 2
-  for col in "$@"; do
-    local m; m=$(median $col)
+  local first; first=$(head -n 1 <<< "$1")
+  local row="|$(cut -d'|' -f2 <<< "$first")|$(cut -d'|' -f3 <<< "$first")| median |" j col m
+  for j in $(seq 5 $(($(awk -F'|' '{ print NF }' <<< "$first") - 1))); do
+    col=$(sed '/^$/d' <<< "$1" | cut -d'|' -f"$j" | tr -d ' ')
+    m=$(median $col)
     case "$col" in *.*) row+=" $(printf '%.2f' "$m") |" ;; *) row+=" $(printf '%.0f' "$m") |" ;; esac
   done
   echo "$row"
@@ -50,7 +53,7 @@ export OMP_NUM_THREADS
 single_rows=""
 for setting in "2 64" "1 32"; do
   set -- $setting; threads=$1; batch=$2
-  c_ours=""; c_fp32=""; c_rf=""; c_bf16=""; c_rb=""; c_gemm=""
+  rows=""
   for round in $(seq 1 "$ROUNDS"); do
     tag="t$threads-b$batch-r$round"
     log "single process $tag"
@@ -59,12 +62,10 @@ for setting in "2 64" "1 32"; do
     OMP_NUM_THREADS=$threads "$PY" "$PEERS/torch-native/train.py" --threads "$threads" --batch "$batch" --max-train 12800 --bf16 > "$OUT/torch-bf16-$tag.log" 2>&1
     ours=$(kv "$OUT/bench-$tag.log" images_per_s); gemm=$(kv "$OUT/bench-$tag.log" gemm_gflops); gflops=$(kv "$OUT/bench-$tag.log" gflops)
     fp32=$(kv "$OUT/torch-fp32-$tag.log" imgs_per_s); bf16=$(kv "$OUT/torch-bf16-$tag.log" imgs_per_s)
-    single_rows+="| $threads | $batch | $round | $(printf '%.0f' "$ours") | $(printf '%.0f' "$fp32") | $(ratio "$ours" "$fp32") | $(printf '%.0f' "$bf16") | $(ratio "$ours" "$bf16") | $(ratio "$gflops" "$gemm") |"$'\n'
-    c_ours+=" $(printf '%.0f' "$ours")"; c_fp32+=" $(printf '%.0f' "$fp32")"; c_rf+=" $(ratio "$ours" "$fp32")"
-    c_bf16+=" $(printf '%.0f' "$bf16")"; c_rb+=" $(ratio "$ours" "$bf16")"; c_gemm+=" $(ratio "$gflops" "$gemm")"
+    rows+="| $threads | $batch | $round | $(printf '%.0f' "$ours") | $(printf '%.0f' "$fp32") | $(ratio "$ours" "$fp32") | $(printf '%.0f' "$bf16") | $(ratio "$ours" "$bf16") | $(ratio "$gflops" "$gemm") |"$'\n'
     GEMM="$gemm"
   done
-  m=$(median_row "$threads" "$batch" "$c_ours" "$c_fp32" "$c_rf" "$c_bf16" "$c_rb" "$c_gemm"); [ -z "$m" ] || single_rows+="$m"$'\n'
+  single_rows+="$rows"; m=$(median_row "$rows"); [ -z "$m" ] || single_rows+="$m"$'\n'
 done
 log "per-layer profile"
 "$ROOT/jobs/bench.sh" --threads 2 --batch 64 --profile > "$OUT/profile.log" 2>&1
@@ -74,7 +75,7 @@ profile=$(grep '^|' "$OUT/profile.log")
 resnet_rows=""
 for setting in "2 64" "1 32"; do
   set -- $setting; threads=$1; batch=$2
-  c_ours=""; c_fp32=""; c_rf=""; c_gemm=""
+  rows=""
   for round in $(seq 1 "$ROUNDS"); do
     tag="resnet-t$threads-b$batch-r$round"
     log "resnet-20 $tag"
@@ -82,10 +83,9 @@ for setting in "2 64" "1 32"; do
     OMP_NUM_THREADS=$threads "$PY" "$PEERS/torch-native/train.py" --net resnet-20 --threads "$threads" --batch "$batch" --max-train 3840 > "$OUT/torch-$tag.log" 2>&1
     ours=$(kv "$OUT/bench-$tag.log" images_per_s); gemm=$(kv "$OUT/bench-$tag.log" gemm_gflops); gflops=$(kv "$OUT/bench-$tag.log" gflops)
     fp32=$(kv "$OUT/torch-$tag.log" imgs_per_s)
-    resnet_rows+="| $threads | $batch | $round | $(printf '%.0f' "$ours") | $(printf '%.0f' "$fp32") | $(ratio "$ours" "$fp32") | $(ratio "$gflops" "$gemm") |"$'\n'
-    c_ours+=" $(printf '%.0f' "$ours")"; c_fp32+=" $(printf '%.0f' "$fp32")"; c_rf+=" $(ratio "$ours" "$fp32")"; c_gemm+=" $(ratio "$gflops" "$gemm")"
+    rows+="| $threads | $batch | $round | $(printf '%.0f' "$ours") | $(printf '%.0f' "$fp32") | $(ratio "$ours" "$fp32") | $(ratio "$gflops" "$gemm") |"$'\n'
   done
-  m=$(median_row "$threads" "$batch" "$c_ours" "$c_fp32" "$c_rf" "$c_gemm"); [ -z "$m" ] || resnet_rows+="$m"$'\n'
+  resnet_rows+="$rows"; m=$(median_row "$rows"); [ -z "$m" ] || resnet_rows+="$m"$'\n'
 done
 log "resnet-20 profile"
 "$ROOT/jobs/bench.sh" --net resnet-20 --threads 2 --batch 64 --warmup-steps 30 --steps 100 --profile > "$OUT/resnet-profile.log" 2>&1
